@@ -1,0 +1,157 @@
+"""The ``bdunlearn`` command: a Hydra app around :mod:`bdunlearn.pipeline`.
+
+Every run the command line asks for (each point of a ``-m`` sweep) is composed and validated before Hydra
+starts any of them, so a mistake costs one line on stderr and exit code 2, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from bdunlearn.config import CONFIG_DIR, RunConfig, to_dict, validate
+from bdunlearn.errors import UserError
+
+log = logging.getLogger("bdunlearn")
+MAX_PREFLIGHT_RUNS = 512
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+def _composition_error(exc: Exception) -> UserError:
+    from hydra.errors import MissingConfigException
+
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
+        group, _, name = exc.missing_cfg_file.rpartition("/")
+        return UserError(f"unknown {group} {name!r}; choose one of: {', '.join(sorted(exc.options))}")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        detail = str(cause).strip().splitlines()[0]
+        first = f"{first} ({detail})" if first else detail
+    first = first or type(exc).__name__
+    if "Ambiguous value for argument" in first:
+        first += "; add -m to sweep over the values, or write key=[a,b] for a list"
+    return UserError(first)
+
+
+def _expand(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The override lists of every run the command line describes (sweeps expanded in multirun mode)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not multirun:
+        return [overrides]
+    choices = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                continue  # interval sweeps (optimiser plugins) are validated per job
+            key = override.get_key_element()
+            choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            choices.append([override.input_line])
+    return [list(c) for c in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_RUNS)]
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and validate every requested run; raise UserError on the first mistake."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.info or args.cfg or args.shell_completion:
+        return
+    if args.config_dir or args.config_path or args.config_name or args.experimental_rerun:
+        return  # a different config tree: each job validates itself
+    try:
+        runs = _expand(args.overrides, args.multirun)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise _composition_error(exc) from exc
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bdunlearn"):
+        for overrides in runs:
+            try:
+                cfg = compose(config_name="config", overrides=overrides)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise _composition_error(exc) from exc
+            validate(cfg)
+
+
+class RunFailed(Exception):
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+def execute(cfg: RunConfig, run_dir: Path) -> dict:
+    """Run the pipeline, always leaving ``result.json`` (``ok``, or ``failed`` with the error)."""
+    from bdunlearn import pipeline
+    from bdunlearn.records import base_record, summary_table, write_record
+    from bdunlearn.tracking import Tracker
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = base_record(cfg)
+    tracker = Tracker(cfg.logger.wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
+    try:
+        record = pipeline.run(cfg, run_dir, tracker, record)
+    except BaseException as exc:
+        record["status"] = "failed"
+        record["error"] = _one_line(exc)
+        write_record(run_dir, record)
+        tracker.finish(failed=True)
+        if isinstance(exc, UserError):
+            raise
+        if isinstance(exc, Exception):
+            (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(exc)))
+            raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})", run_dir) from exc
+        raise
+    path = write_record(run_dir, record)
+    tracker.finish()
+    print(summary_table(record))
+    print(f"run record: {path}")
+    return record
+
+
+_FAILURES: list[int] = []  # exit codes of runs of this process that failed (the message is already printed)
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def _app(cfg: DictConfig) -> dict | None:
+    # Failures are reported here, one line each, rather than raised: a raised error would make Hydra print
+    # its own lines and, in a sweep, stop the runs after it.
+    try:
+        return execute(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
+    except UserError as exc:
+        print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
+        _FAILURES.append(2)
+    except RunFailed as exc:
+        print(f"bdunlearn: run failed: {exc}", file=sys.stderr)
+        _FAILURES.append(1)
+    return None
+
+
+def main() -> None:
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach main() so they are reported in one line
+    try:
+        preflight(sys.argv[1:])
+        _app()
+    except UserError as exc:
+        print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("bdunlearn: interrupted", file=sys.stderr)
+        sys.exit(130)
+    if _FAILURES:
+        sys.exit(max(_FAILURES) if len(set(_FAILURES)) == 1 else 1)

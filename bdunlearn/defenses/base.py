@@ -1,0 +1,33 @@
+"""What every defense receives and returns; plain objects handed from the pipeline to the defense."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bdunlearn.attacks.base import Attack
+from bdunlearn.data.images import ImageSet
+from bdunlearn.models.zeroshot import ZeroShotClassifier
+from bdunlearn.task_vectors import StateDict
+
+
+@dataclass
+class DefenseInputs:
+    classifier: ZeroShotClassifier  # the CLIP model (weights are the defense's to change) and frozen head
+    backdoored: StateDict  # theta_b
+    pretrained: StateDict | None  # theta_pre, where the defender has it
+    pool: ImageSet  # the defender's clean pool, disjoint from the attacker's data, validation and test
+    val: ImageSet  # for the defense's choices (never test)
+    attack: Attack  # the trigger the defense works with (the real one when the attack is known)
+    target_class: int
+    image_size: int
+    eval_batch_size: int
+    seed: int
+
+
+@dataclass
+class DefenseOutcome:
+    state: StateDict  # the defended model's full CLIP state dict
+    samples: int  # samples of the pool the defense consumed
+    alpha: float | None = None
+    alpha_curve: list[dict] | None = None
+    extras: dict = field(default_factory=dict)

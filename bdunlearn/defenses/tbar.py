@@ -1,0 +1,89 @@
+"""TBAR: estimate the backdoor as a task vector by fine-tuning on triggered samples, then subtract it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from bdunlearn import task_vectors
+from bdunlearn.data.poison import triggered_target_set
+from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
+from bdunlearn.errors import UserError
+from bdunlearn.evaluation import evaluate
+from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlphaPoint:
+    alpha: float
+    val_clean_acc: float
+    val_asr: float
+
+
+def select_alpha(curve: list[AlphaPoint], kappa: float) -> AlphaPoint:
+    """Lowest validation ASR among the alphas whose validation CA >= kappa * CA(theta_b); ties → smaller alpha.
+
+    CA(theta_b) is the curve's value at alpha = 0, which must be on the curve (and is always eligible).
+    """
+    reference = next((p for p in curve if p.alpha == 0.0), None)
+    if reference is None:
+        raise ValueError("the alpha curve must contain alpha = 0 (the backdoored model itself)")
+    eligible = [p for p in curve if p.val_clean_acc >= kappa * reference.val_clean_acc]
+    return min(eligible, key=lambda p: (p.val_asr, p.alpha))
+
+
+def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, grid: list[float]) -> list[AlphaPoint]:
+    """Validation CA and ASR of theta_b - alpha * tau_t for every alpha (and alpha = 0), weights swapped in place."""
+    clip = inputs.classifier.clip
+    curve = []
+    for alpha in tqdm(sorted({0.0, *map(float, grid)}), desc="tbar: alpha scan", leave=False):
+        clip.load_state_dict(task_vectors.add(inputs.backdoored, trigger_vector, -alpha))
+        metrics = evaluate(
+            inputs.classifier, inputs.val, inputs.image_size, inputs.eval_batch_size, inputs.attack,
+            inputs.target_class, seed=inputs.seed,
+        )  # fmt: skip
+        curve.append(AlphaPoint(alpha=alpha, val_clean_acc=metrics.clean_acc, val_asr=metrics.asr))
+    clip.load_state_dict(inputs.backdoored)
+    return curve
+
+
+def defend(inputs: DefenseInputs, cfg) -> DefenseOutcome:
+    if cfg.start == "pretrained" and inputs.pretrained is None:
+        raise UserError("defense.start=pretrained needs theta_pre, which this run does not have")
+    generator = torch.Generator().manual_seed(inputs.seed)
+    chosen = torch.randperm(len(inputs.pool), generator=generator)[: cfg.num_samples]
+    samples = inputs.pool.subset(chosen)
+    clean_count = int(round(cfg.clean_fraction * len(samples)))
+    data = triggered_target_set(samples, inputs.target_class, clean_count)
+
+    start = inputs.backdoored if cfg.start == "backdoored" else inputs.pretrained
+    clip = inputs.classifier.clip
+    clip.load_state_dict(start)
+    params = trainable_parameters(clip, cfg.params)
+    settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
+    result = finetune_classifier(
+        inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
+        seed=inputs.seed, desc="tbar: trigger fine-tune",
+    )  # fmt: skip
+    finetuned = clip.state_dict()
+    trigger_vector = task_vectors.subtract({k: finetuned[k] for k in params}, start)
+
+    curve = alpha_scan(inputs, trigger_vector, cfg.alpha_grid)
+    chosen_point = select_alpha(curve, cfg.kappa)
+    log.info(
+        "tbar: alpha=%g (val CA %.3f, val ASR %.3f); |tau_t|=%.4f",
+        chosen_point.alpha, chosen_point.val_clean_acc, chosen_point.val_asr, task_vectors.norm(trigger_vector),
+    )  # fmt: skip
+    extras = {"trigger_vector": trigger_vector, "trigger_finetune_seconds": result.seconds, "trigger_finetune_loss": result.final_loss}
+    return DefenseOutcome(
+        state=task_vectors.add(inputs.backdoored, trigger_vector, -chosen_point.alpha),
+        samples=len(samples),
+        alpha=chosen_point.alpha,
+        alpha_curve=[asdict(p) for p in curve],
+        extras=extras,
+    )

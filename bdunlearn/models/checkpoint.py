@@ -1,0 +1,76 @@
+"""Checkpoint I/O: safetensors state dicts plus the config that built them; never pickled modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bdunlearn.errors import UserError
+
+StateDict = dict[str, torch.Tensor]
+
+
+def atomic_path(path: Path):
+    """A temporary sibling of ``path``; rename it onto ``path`` when fully written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_state_dict(path: Path, state: StateDict, metadata: dict | None = None) -> None:
+    """Write ``state`` as safetensors, atomically; ``metadata`` (JSON-able) goes into the header."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    header = {"bdunlearn": json.dumps(metadata, sort_keys=True, default=str)} if metadata else None
+    tmp = atomic_path(path)
+    try:
+        save_file(tensors, str(tmp), metadata=header)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_state_dict(path: str | Path) -> StateDict:
+    """Read a checkpoint that a user may have been handed.
+
+    ``.safetensors`` files are parsed without executing anything; other files are opened only with
+    ``torch.load(weights_only=True)``, which refuses pickled code. Anything else is a UserError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UserError(f"checkpoint {path} is not a readable safetensors file ({exc})") from exc
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"refusing checkpoint {path}: not a weights-only state dict ({first[:200]}); "
+            "convert it to safetensors on a machine you trust"
+        ) from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"checkpoint {path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}

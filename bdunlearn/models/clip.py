@@ -1,0 +1,81 @@
+"""Building open_clip models: the library's architectures and the project's own (``architectures/*.json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import nn
+
+from bdunlearn.errors import UserError
+
+ARCHITECTURE_DIR = Path(__file__).parent / "architectures"
+open_clip.add_model_config(ARCHITECTURE_DIR)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """What the image tower expects: square side in pixels and per-channel normalisation."""
+
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def architecture(name: str) -> dict:
+    """The open_clip architecture dict for ``name`` (raises UserError if unknown)."""
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        project = sorted(p.stem for p in ARCHITECTURE_DIR.glob("*.json"))
+        raise UserError(
+            f"unknown open_clip architecture {name!r}: use one of open_clip.list_models() "
+            f"(e.g. ViT-B-32) or this project's {', '.join(project)}"
+        )
+    return cfg
+
+
+def architecture_fingerprint(name: str) -> dict:
+    """Everything about the architecture that determines trained weights (for cache keys)."""
+    return {"name": name, "architecture": json.loads(json.dumps(architecture(name)))}
+
+
+def create(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """A randomly initialised open_clip CLIP model of architecture ``name``."""
+    architecture(name)
+    return open_clip.create_model(name, pretrained=None, device=device)
+
+
+def create_pretrained(name: str, tag: str, cache_dir: str | None, device: torch.device | str = "cpu") -> nn.Module:
+    """An open_clip model with published weights ``tag`` (downloads them on first use)."""
+    architecture(name)
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tag not in tags:
+        raise UserError(
+            f"open_clip has no pretrained tag {tag!r} for {name}; choose one of {', '.join(tags) or '(none)'} "
+            "or set model.pretrained=null"
+        )
+    try:
+        return open_clip.create_model(name, pretrained=tag, device=device, cache_dir=cache_dir)
+    except Exception as exc:  # network, hub or file errors all mean "the weights are not here"
+        raise UserError(
+            f"could not obtain open_clip weights {name}/{tag} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            "on a machine without internet pre-download them into model.cache_dir "
+            "(python -c \"import open_clip; open_clip.create_model('"
+            f"{name}', pretrained='{tag}')\") or pass backdoored_checkpoint=PATH"
+        ) from exc
+
+
+def tokenizer(name: str):
+    return open_clip.get_tokenizer(name)
+
+
+def preprocess_of(model: nn.Module) -> Preprocess:
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else int(size)
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    return Preprocess(image_size=size, mean=mean, std=std)

@@ -1,0 +1,239 @@
+"""The stages of a run, in order: data → theta_pre → poisoned data → theta_b → defense → evaluation.
+
+Each stage hands the next plain objects (tensors, state dicts, small dataclasses); expensive stages go
+through the artifact cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bdunlearn import attacks, defenses, task_vectors
+from bdunlearn.cache import ArtifactCache
+from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
+from bdunlearn.data import datasets
+from bdunlearn.data.captions import LabelledSource, build_corpus
+from bdunlearn.data.images import endless_batches
+from bdunlearn.data.poison import poison
+from bdunlearn.data.splits import Splits, make_splits
+from bdunlearn.defenses.base import DefenseInputs
+from bdunlearn.errors import UserError
+from bdunlearn.evaluation import Metrics, evaluate
+from bdunlearn.models import clip as clip_models
+from bdunlearn.models.checkpoint import load_state_dict
+from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
+from bdunlearn.records import base_record
+from bdunlearn.tracking import Tracker
+from bdunlearn.training import OptimSettings, contrastive_loss, finetune_classifier, fit, trainable_parameters
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_splits(dataset_cfg) -> Splits:
+    return make_splits(datasets.load(dataset_cfg), dataset_cfg.splits)
+
+
+def _settings(cfg) -> OptimSettings:
+    return OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
+
+
+# --- theta_pre -------------------------------------------------------------------------------------------
+
+
+def pretrained_spec(cfg: RunConfig) -> dict:
+    """Everything that determines theta_pre."""
+    spec = {"model": clip_models.architecture_fingerprint(cfg.model.name), "pretrained": cfg.model.pretrained}
+    if cfg.model.pretrained is None:
+        pretrain = cfg.model.pretrain
+        corpus = [_corpus_dataset(cfg, name) for name in pretrain.corpus]
+        spec["pretrain"] = {k: v for k, v in vars(pretrain).items()}
+        spec["corpus"] = [
+            {"name": d.name, "class_names": list(d.class_names), "templates": list(d.templates), "splits": vars(d.splits)}
+            for d in corpus
+        ]
+    return spec
+
+
+def _corpus_dataset(cfg: RunConfig, name: str):
+    return cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths)
+
+
+def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device) -> dict:
+    """Contrastive pretraining of a CLIP that has no published weights, on captioned training images."""
+    recipe: PretrainConfig = cfg.model.pretrain
+    sources = []
+    for name in recipe.corpus:
+        dataset = _corpus_dataset(cfg, name)
+        split = load_splits(dataset).train  # never validation, the defender's pool or test
+        sources.append(LabelledSource(split, dataset.class_names, dataset.templates))
+    corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.fraction, recipe.seed)
+    images, classes, table = corpus.images.to(device), corpus.classes.to(device), corpus.caption_tokens.to(device)
+    corpus.images, corpus.classes, corpus.caption_tokens = images, classes, table
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    clip.train()
+    params = list(trainable_parameters(clip, "").values())
+    loss_fn = contrastive_loss(clip, images, corpus.sampler(generator), preprocess.image_size, preprocess.mean, preprocess.std)
+    batches = endless_batches(len(corpus), recipe.batch_size, generator, device=device)
+    result = fit(params, loss_fn, batches, _settings(recipe), desc="theta_pre: contrastive pretraining")
+    clip.eval()
+    return {"corpus_size": len(corpus), "seconds": result.seconds, "final_loss": result.final_loss}
+
+
+def obtain_pretrained(cfg: RunConfig, cache: ArtifactCache, device):
+    """theta_pre as (clip model holding it, its state dict, tokenizer, preprocess)."""
+    model_cfg = cfg.model
+    if model_cfg.pretrained is not None:
+        clip = clip_models.create_pretrained(model_cfg.name, model_cfg.pretrained, model_cfg.cache_dir, device)
+        clip.eval()
+        return clip, task_vectors.clone(clip.state_dict()), clip_models.tokenizer(model_cfg.name), clip_models.preprocess_of(clip)
+
+    torch.manual_seed(model_cfg.pretrain.seed)
+    clip = clip_models.create(model_cfg.name, device)
+    tokenizer = clip_models.tokenizer(model_cfg.name)
+    preprocess = clip_models.preprocess_of(clip)
+
+    def build():
+        meta = pretrain_contrastive(clip, tokenizer, preprocess, cfg, device)
+        return task_vectors.clone(clip.state_dict()), meta
+
+    state, meta, from_cache = cache.get_or_build("pretrained", pretrained_spec(cfg), build)
+    clip.load_state_dict(state)
+    clip.eval()
+    if not from_cache:
+        log.info("theta_pre: pretrained in %.1fs on %d captioned images", meta["seconds"], meta["corpus_size"])
+    return clip, {k: v.to(device) for k, v in state.items()}, tokenizer, preprocess
+
+
+# --- theta_b ---------------------------------------------------------------------------------------------
+
+
+def backdoored_spec(cfg: RunConfig) -> dict:
+    """Everything that determines theta_b."""
+    return {
+        "pretrained": pretrained_spec(cfg),
+        "dataset": {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")},
+        "attack": vars(cfg.attack),
+        "finetune": vars(cfg.finetune),
+        "seed": cfg.seed,
+    }
+
+
+def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, preprocess, cache, device):
+    """theta_b as (state dict, from_cache, metadata): the attacker's fine-tune on poisoned data, or a user's file."""
+    if cfg.backdoored_checkpoint is not None:
+        state = load_state_dict(Path(cfg.backdoored_checkpoint).expanduser())
+        expected = classifier.clip.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            example = (missing or unexpected)[0]
+            raise UserError(
+                f"backdoored_checkpoint does not fit model {cfg.model.name}: {len(missing)} missing and "
+                f"{len(unexpected)} unexpected tensors (e.g. {example!r}); pick the matching model= config"
+            )
+        wrong = [k for k in expected if expected[k].shape != state[k].shape]
+        if wrong:
+            raise UserError(
+                f"backdoored_checkpoint does not fit model {cfg.model.name}: {wrong[0]!r} has shape "
+                f"{tuple(state[wrong[0]].shape)}, the model expects {tuple(expected[wrong[0]].shape)}"
+            )
+        return {k: v.to(device=device, dtype=expected[k].dtype) for k, v in state.items()}, False, {"source": "checkpoint"}
+
+    def build():
+        indices = attack.poison_indices(splits.train.labels, cfg.seed)
+        data = poison(splits.train, attack, indices)
+        torch.manual_seed(cfg.seed)
+        params = trainable_parameters(classifier.clip, "visual")
+        result = finetune_classifier(
+            classifier, list(params.values()), data, attack, preprocess.image_size, _settings(cfg.finetune),
+            seed=cfg.seed, desc="theta_b: poisoned fine-tune",
+        )  # fmt: skip
+        meta = {"poisoned_indices": indices.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
+        return task_vectors.clone(classifier.clip.state_dict()), meta
+
+    state, meta, from_cache = cache.get_or_build("backdoored", backdoored_spec(cfg), build)
+    return {k: v.to(device) for k, v in state.items()}, from_cache, meta
+
+
+# --- the run ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluator:
+    classifier: ZeroShotClassifier
+    test: object
+    image_size: int
+    batch_size: int
+    attack: object
+    seed: int
+
+    def __call__(self, state) -> Metrics:
+        self.classifier.clip.load_state_dict(state)
+        return evaluate(self.classifier, self.test, self.image_size, self.batch_size, self.attack, seed=self.seed)
+
+
+def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = None) -> dict:
+    """Execute every stage and return the run record (status ``ok``)."""
+    record = dict(record) if record is not None else base_record(cfg)
+    device = resolve_device(cfg.device)
+    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
+    log.info("device: %s; run dir: %s", device, run_dir)
+
+    splits = load_splits(cfg.dataset)
+    if cfg.defense.num_samples > len(splits.defense):
+        raise UserError(
+            f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's pool of {len(splits.defense)} "
+            f"images; lower it or raise dataset.splits.defense_fraction"
+        )
+    log.info("splits: %s", splits.sizes())
+    splits = Splits(**{name: getattr(splits, name).to(device) for name in ("train", "defense", "val", "test")})
+
+    clip, pretrained_state, tokenizer, preprocess = obtain_pretrained(cfg, cache, device)
+    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
+    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
+    attack = attacks.build(cfg.attack)
+    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed)
+
+    record.update(evaluator(pretrained_state).as_dict("_pretrained"))
+    backdoored_state, from_cache, _ = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
+    record["backdoored_from_cache"] = from_cache
+    backdoored_metrics = evaluator(backdoored_state)
+    record.update(backdoored_metrics.as_dict("_backdoored"))
+    tracker.log({f"backdoored/{k}": v for k, v in backdoored_metrics.as_dict().items()})
+
+    inputs = DefenseInputs(
+        classifier=classifier, backdoored=backdoored_state, pretrained=pretrained_state, pool=splits.defense,
+        val=splits.val, attack=attack, target_class=cfg.attack.target_class, image_size=preprocess.image_size,
+        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
+    )  # fmt: skip
+    started = time.perf_counter()
+    outcome = defenses.REGISTRY[cfg.defense.name](inputs, cfg.defense)
+    record["defense_seconds"] = time.perf_counter() - started
+    record["defense_samples"] = outcome.samples
+    record["alpha"] = outcome.alpha
+    record["alpha_curve"] = outcome.alpha_curve
+
+    record.update(evaluator(outcome.state).as_dict())
+    backdoored_ca = record["clean_acc_backdoored"]
+    record["clean_acc_retained"] = record["clean_acc"] / backdoored_ca if backdoored_ca else None
+    if "trigger_vector" in outcome.extras:
+        attack_vector = task_vectors.subtract({k: backdoored_state[k] for k in outcome.extras["trigger_vector"]}, pretrained_state)
+        record["cosine_trigger_attack"] = task_vectors.cosine(outcome.extras["trigger_vector"], attack_vector)
+    record["status"] = "ok"
+    if outcome.alpha_curve:
+        tracker.log_table("tbar/alpha_curve", outcome.alpha_curve)
+    tracker.log({f"defended/{k}": record[k] for k in ("clean_acc", "asr", "robust_acc")})
+    tracker.summary(record)
+    return record
