@@ -59,7 +59,13 @@ def pretrained_spec(cfg: RunConfig) -> dict:
         corpus = [_corpus_dataset(cfg, name) for name in pretrain.corpus]
         spec["pretrain"] = {k: v for k, v in vars(pretrain).items()}
         spec["corpus"] = [
-            {"name": d.name, "class_names": list(d.class_names), "templates": list(d.templates), "splits": vars(d.splits)}
+            {
+                "name": d.name,
+                "class_names": list(d.class_names),
+                "templates": list(d.templates),
+                "splits": vars(d.splits),
+                "pretrain_fraction": d.pretrain_fraction,
+            }
             for d in corpus
         ]
     return spec
@@ -76,8 +82,8 @@ def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device) ->
     for name in recipe.corpus:
         dataset = _corpus_dataset(cfg, name)
         split = load_splits(dataset).train  # never validation, the defender's pool or test
-        sources.append(LabelledSource(split, dataset.class_names, dataset.templates))
-    corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.fraction, recipe.seed)
+        sources.append(LabelledSource(split, dataset.class_names, dataset.templates, dataset.pretrain_fraction))
+    corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.seed)
     images, classes, table = corpus.images.to(device), corpus.classes.to(device), corpus.caption_tokens.to(device)
     corpus.images, corpus.classes, corpus.caption_tokens = images, classes, table
     generator = torch.Generator().manual_seed(recipe.seed)

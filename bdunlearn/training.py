@@ -74,7 +74,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
     losses: list[float] = []
     start = time.perf_counter()
-    progress = tqdm(range(settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)
+    progress = tqdm(range(settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
     for step in progress:
         loss = loss_fn(next(batches))
         optimizer.zero_grad(set_to_none=True)

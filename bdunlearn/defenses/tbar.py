@@ -41,7 +41,7 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
     """Validation CA and ASR of theta_b - alpha * tau_t for every alpha (and alpha = 0), weights swapped in place."""
     clip = inputs.classifier.clip
     curve = []
-    for alpha in tqdm(sorted({0.0, *map(float, grid)}), desc="tbar: alpha scan", leave=False):
+    for alpha in tqdm(sorted({0.0, *map(float, grid)}), desc="tbar: alpha scan", leave=False, disable=None):
         clip.load_state_dict(task_vectors.add(inputs.backdoored, trigger_vector, -alpha))
         metrics = evaluate(
             inputs.classifier, inputs.val, inputs.image_size, inputs.eval_batch_size, inputs.attack,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,20 @@ def architecture_fingerprint(name: str) -> dict:
     return {"name": name, "architecture": json.loads(json.dumps(architecture(name)))}
 
 
+class _IntendedRandomInit(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
 def create(name: str, device: torch.device | str = "cpu") -> nn.Module:
     """A randomly initialised open_clip CLIP model of architecture ``name``."""
     architecture(name)
-    return open_clip.create_model(name, pretrained=None, device=device)
+    quiet = _IntendedRandomInit()  # open_clip warns about random weights, which is what we asked for
+    logging.getLogger().addFilter(quiet)
+    try:
+        return open_clip.create_model(name, pretrained=None, device=device)
+    finally:
+        logging.getLogger().removeFilter(quiet)
 
 
 def create_pretrained(name: str, tag: str, cache_dir: str | None, device: torch.device | str = "cpu") -> nn.Module:

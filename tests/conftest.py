@@ -1,0 +1,75 @@
+"""Shared fixtures: offline, W&B off, a per-session cache; tiny random models and composed real configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["WANDB_MODE"] = "disabled"
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A shrunken version of the default run: same stages and configs, fewer steps.
+SHRINK = [
+    "model.pretrain.steps=80",
+    "finetune.steps=120",
+    "defense.steps=30",
+    "logger.wandb.mode=disabled",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bdunlearn-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, cache_dir, tmp_path_factory):
+    monkeypatch.setenv("BDUNLEARN_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("BDUNLEARN_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+
+
+@pytest.fixture
+def compose():
+    """Compose the real ``conf/`` tree with overrides, as the command line would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from bdunlearn.config import CONFIG_DIR
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
+            return hydra_compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run the installed ``bdunlearn`` entry point in a subprocess; returns (completed process, run dir)."""
+
+    def _run(*overrides: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
+        run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        flags = [o for o in overrides if o.startswith("-")]  # Hydra's flags come before the overrides
+        rest = [o for o in overrides if not o.startswith("-")]
+        cmd = [sys.executable, "-m", "bdunlearn", *flags, f"hydra.run.dir={run_dir}", *rest]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+        return done, run_dir
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    import torch
+
+    from bdunlearn.models import clip
+
+    torch.manual_seed(0)
+    return clip.create("bdunlearn-tiny")
