@@ -225,7 +225,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
     )  # fmt: skip
     started = time.perf_counter()
-    outcome = defenses.REGISTRY[cfg.defense.name](inputs, cfg.defense)
+    outcome = defenses.REGISTRY[cfg.defense.name].defend(inputs, cfg.defense)
     record["defense_seconds"] = time.perf_counter() - started
     record["defense_samples"] = outcome.samples
     record["alpha"] = outcome.alpha

@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from bdunlearn.attacks.base import Attack
+from bdunlearn import checks
+from bdunlearn.attacks.base import Attack, AttackConfig
 
 PATTERNS = ("white", "black", "checkerboard", "noise")
 LOCATIONS = ("bottom_right", "bottom_left", "top_right", "top_left", "center", "random")
 
 
+@dataclass
+class BadNetsConfig(AttackConfig):
+    patch_size: int = 3  # side in pixels at the model's input resolution
+    pattern: str = "white"
+    location: str = "bottom_right"
+    pattern_seed: int = 0
+
+
 class BadNets(Attack):
+    Config = BadNetsConfig
+
+    @classmethod
+    def check(cls, cfg: BadNetsConfig, num_classes: int, image_size: int | None) -> None:
+        super().check(cfg, num_classes, image_size)
+        checks.choice(cfg.pattern, PATTERNS, "attack.pattern")
+        checks.choice(cfg.location, LOCATIONS, "attack.location")
+        checks.require(cfg.patch_size >= 1, f"attack.patch_size={cfg.patch_size}: must be at least 1")
+        if image_size is not None:
+            checks.require(
+                cfg.patch_size <= image_size, f"attack.patch_size={cfg.patch_size} exceeds the model's {image_size}px input"
+            )
+
     def __init__(
         self,
         *,

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
+
+from bdunlearn import checks
+
+
+@dataclass
+class AttackConfig:
+    name: str = MISSING
+    target_class: int = 0
+    poison_rate: float = 0.1  # fraction of the training split that is poisoned
 
 
 class Attack(ABC):
     """An all-to-one backdoor: triggered images of any class should be classified as ``target_class``."""
 
+    Config = AttackConfig  # each attack's config section (conf/attack/<name>.yaml) is merged into this
     clean_label: bool = False  # poison only target-class samples, keeping their labels
+
+    @classmethod
+    def check(cls, cfg: AttackConfig, num_classes: int, image_size: int | None) -> None:
+        """Range checks of the config section, before any compute (UserError on the first problem)."""
+        checks.require(
+            0 <= cfg.target_class < num_classes,
+            f"attack.target_class={cfg.target_class} is out of range; the dataset has classes 0..{num_classes - 1}",
+        )
+        checks.fraction(cfg.poison_rate, "attack.poison_rate", allow_zero=False)
 
     def __init__(self, *, target_class: int, poison_rate: float):
         self.target_class = int(target_class)

@@ -1,5 +1,10 @@
-"""Defenses: one module per defense, each exposing ``defend(inputs, cfg) -> DefenseOutcome``."""
+"""Defenses: one module per defense (conf/defense/<name>.yaml), each exposing
+
+- ``Config``: the dataclass its config section is merged into,
+- ``check(cfg)``: range checks before any compute,
+- ``defend(inputs, cfg) -> DefenseOutcome``.
+"""
 
 from bdunlearn.defenses import none, tbar
 
-REGISTRY = {"none": none.defend, "tbar": tbar.defend}
+REGISTRY = {"none": none, "tbar": tbar}

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from omegaconf import MISSING
+
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import ImageSet
 from bdunlearn.models.zeroshot import ZeroShotClassifier
 from bdunlearn.task_vectors import StateDict
+
+
+@dataclass
+class DefenseConfig:
+    name: str = MISSING
+    num_samples: int = 0  # samples of the defender's clean pool the defense may use
 
 
 @dataclass

@@ -1,7 +1,13 @@
 """No defense: the backdoored model is returned unchanged."""
 
-from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
+from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
+
+Config = DefenseConfig
 
 
-def defend(inputs: DefenseInputs, cfg) -> DefenseOutcome:
+def check(cfg: DefenseConfig) -> None:
+    """Nothing to check: the defense uses no data."""
+
+
+def defend(inputs: DefenseInputs, cfg: DefenseConfig) -> DefenseOutcome:
     return DefenseOutcome(state=inputs.backdoored, samples=0)

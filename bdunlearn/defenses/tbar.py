@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from bdunlearn import task_vectors
+from bdunlearn import checks, task_vectors
 from bdunlearn.data.poison import triggered_target_set
-from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
+from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import evaluate
 from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TbarConfig(DefenseConfig):
+    num_samples: int = 100
+    clean_fraction: float = 0.0  # fraction of the samples left clean (own labels) instead of triggered
+    start: str = "backdoored"  # fine-tune the trigger vector from theta_b ("backdoored") or theta_pre
+    params: str = "visual"  # parameter-name prefix that is fine-tuned (and so spans the trigger vector)
+    steps: int = 100
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    alpha_grid: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
+    kappa: float = 0.95  # keep alphas whose validation CA >= kappa * CA(theta_b)
+
+
+Config = TbarConfig
+
+
+def check(cfg: TbarConfig) -> None:
+    checks.require(cfg.num_samples >= 1, f"defense.num_samples={cfg.num_samples}: must be at least 1")
+    checks.optim(cfg, "defense")
+    checks.require(len(cfg.alpha_grid) > 0, "defense.alpha_grid is empty; give at least one alpha >= 0")
+    checks.require(all(a >= 0 for a in cfg.alpha_grid), f"defense.alpha_grid={cfg.alpha_grid}: alphas must be >= 0")
+    checks.require(0 < cfg.kappa <= 1, f"defense.kappa={cfg.kappa} is out of range; it must lie in (0, 1]")
+    checks.fraction(cfg.clean_fraction, "defense.clean_fraction", allow_one=False)
+    checks.choice(cfg.start, ("backdoored", "pretrained"), "defense.start")
 
 
 @dataclass
@@ -52,7 +80,7 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
     return curve
 
 
-def defend(inputs: DefenseInputs, cfg) -> DefenseOutcome:
+def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     if cfg.start == "pretrained" and inputs.pretrained is None:
         raise UserError("defense.start=pretrained needs theta_pre, which this run does not have")
     generator = torch.Generator().manual_seed(inputs.seed)

@@ -1,0 +1,50 @@
+"""Disjoint, reproducible splits: the attacker's training data, the defender's pool, validation and test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bdunlearn.data.datasets import RawDataset
+from bdunlearn.data.images import ImageSet
+
+
+@dataclass
+class Splits:
+    train: ImageSet  # the attacker's (poisoned) fine-tuning data
+    defense: ImageSet  # the defender's clean pool D_def
+    val: ImageSet  # choices (TBAR's alpha) are made here, never on test
+    test: ImageSet  # reported numbers only
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("train", "defense", "val", "test")}
+
+
+def _take(n: int, fraction: float) -> int:
+    return int(round(n * fraction))
+
+
+def make_splits(raw: RawDataset, cfg) -> Splits:
+    """Carve test (if the dataset has none), validation and the defender's pool from the training images.
+
+    The permutation depends only on ``cfg.seed``, so every run of a dataset sees the same splits.
+    """
+    generator = torch.Generator().manual_seed(cfg.seed)
+    order = torch.randperm(len(raw.train), generator=generator)
+    n = len(order)
+    cut = 0
+    parts = {}
+    names = ["val", "defense"] if raw.test is not None else ["test", "val", "defense"]
+    for name in names:
+        k = _take(n, getattr(cfg, f"{name}_fraction"))
+        parts[name] = order[cut : cut + k]
+        cut += k
+    parts["train"] = order[cut:]
+    test = raw.test if raw.test is not None else raw.train.subset(parts["test"])
+    return Splits(
+        train=raw.train.subset(parts["train"]),
+        defense=raw.train.subset(parts["defense"]),
+        val=raw.train.subset(parts["val"]),
+        test=test,
+    )
