@@ -148,9 +148,9 @@ def _check_splits(cfg: SplitsConfig) -> None:
 
 def _check_model(cfg: ModelConfig) -> int | None:
     """Check the model block; return the image tower's input size when known without building it."""
-    from bdunlearn.models import clip
+    from bdunlearn.models.architectures import architecture
 
-    arch = clip.architecture(cfg.name)
+    arch = architecture(cfg.name)
     if cfg.pretrained is None:
         checks.require(cfg.pretrain is not None, f"model {cfg.name}: set model.pretrained to an open_clip tag or give a model.pretrain recipe")
         checks.require(len(cfg.pretrain.corpus) > 0, "model.pretrain.corpus is empty; name at least one dataset")

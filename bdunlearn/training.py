@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from open_clip.loss import ClipLoss
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -135,6 +134,8 @@ def contrastive_loss(
     std: tuple[float, ...],
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """open_clip's symmetric CLIP loss on batches of uint8 ``images`` and the caption tokens ``captions(index)``."""
+    from open_clip.loss import ClipLoss
+
     loss = ClipLoss()
     mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)

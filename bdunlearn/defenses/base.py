@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from omegaconf import MISSING
 
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import ImageSet
-from bdunlearn.models.zeroshot import ZeroShotClassifier
 from bdunlearn.task_vectors import StateDict
+
+if TYPE_CHECKING:  # open_clip is slow to import; config validation should not need it
+    from bdunlearn.models.zeroshot import ZeroShotClassifier
 
 
 @dataclass

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-
 import open_clip
 import torch
 from torch import nn
 
 from bdunlearn.errors import UserError
 
-ARCHITECTURE_DIR = Path(__file__).parent / "architectures"
+from bdunlearn.models.architectures import ARCHITECTURE_DIR, architecture
+
 open_clip.add_model_config(ARCHITECTURE_DIR)
 
 
@@ -26,21 +24,9 @@ class Preprocess:
     std: tuple[float, ...]
 
 
-def architecture(name: str) -> dict:
-    """The open_clip architecture dict for ``name`` (raises UserError if unknown)."""
-    cfg = open_clip.get_model_config(name)
-    if cfg is None:
-        project = sorted(p.stem for p in ARCHITECTURE_DIR.glob("*.json"))
-        raise UserError(
-            f"unknown open_clip architecture {name!r}: use one of open_clip.list_models() "
-            f"(e.g. ViT-B-32) or this project's {', '.join(project)}"
-        )
-    return cfg
-
-
 def architecture_fingerprint(name: str) -> dict:
     """Everything about the architecture that determines trained weights (for cache keys)."""
-    return {"name": name, "architecture": json.loads(json.dumps(architecture(name)))}
+    return {"name": name, "architecture": architecture(name)}
 
 
 class _IntendedRandomInit(logging.Filter):
