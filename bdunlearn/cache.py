@@ -40,6 +40,12 @@ class ArtifactCache:
     def entry_dir(self, kind: str, spec: dict) -> Path:
         return self.root / kind / stable_hash(spec)
 
+    def scratch_path(self, kind: str, spec: dict, name: str) -> Path:
+        """A file beside the entry for work in progress on it (e.g. a resumable training state)."""
+        path = self.root / kind / f"{stable_hash(spec)}.{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
     def load(self, kind: str, spec: dict) -> tuple[StateDict, dict] | None:
         """The cached state dict and metadata for ``spec``, or None if absent or damaged."""
         from safetensors.torch import load_file

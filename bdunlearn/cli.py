@@ -10,15 +10,16 @@ import itertools
 import logging
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from bdunlearn.config import CONFIG_DIR, RunConfig, to_dict, validate
-from bdunlearn.errors import UserError
+from bdunlearn.errors import TrainingDiverged, UserError
 
 log = logging.getLogger("bdunlearn")
 MAX_PREFLIGHT_RUNS = 512
@@ -80,13 +81,37 @@ def preflight(argv: list[str]) -> None:
         runs = _expand(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
         raise _composition_error(exc) from exc
+    output_dirs = set()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bdunlearn"):
         for overrides in runs:
             try:
-                cfg = compose(config_name="config", overrides=overrides)
+                cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+                with open_dict(cfg):
+                    hydra_cfg = cfg.pop("hydra")
+                output_dirs.add(str(hydra_cfg.sweep.dir if args.multirun else hydra_cfg.run.dir))
             except (HydraException, OmegaConfBaseException) as exc:
                 raise _composition_error(exc) from exc
             validate(cfg)
+    for directory in output_dirs:
+        _check_writable(directory, "hydra.sweep.dir" if args.multirun else "hydra.run.dir")
+
+
+def _check_writable(directory: str, key: str) -> None:
+    """UserError unless the output directory can be created (probed in its nearest existing ancestor)."""
+    path = Path(directory).expanduser().absolute()
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot create the output directory {path}: {ancestor} is a file; set {key}=DIR")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".bdunlearn-probe-", dir=ancestor)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the output directory {path} ({exc.strerror} in {ancestor}); set {key}=DIR to a writable place"
+        ) from exc
 
 
 class RunFailed(Exception):
@@ -109,10 +134,14 @@ def execute(cfg: RunConfig, run_dir: Path) -> dict:
     except BaseException as exc:
         record["status"] = "failed"
         record["error"] = _one_line(exc)
+        if isinstance(exc, TrainingDiverged):
+            record["failed_stage"], record["failed_step"] = exc.stage, exc.step
         write_record(run_dir, record)
         tracker.finish(failed=True)
         if isinstance(exc, UserError):
             raise
+        if isinstance(exc, TrainingDiverged):
+            raise RunFailed(_one_line(exc), run_dir) from exc
         if isinstance(exc, Exception):
             (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(exc)))
             raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})", run_dir) from exc

@@ -109,6 +109,7 @@ class RunConfig:
     attack_knowledge: str = "known"
     backdoored_checkpoint: Optional[str] = None
     use_cache: bool = True
+    checkpoint_every: int = 100  # save resumable training state every N steps (0: never)
     eval_batch_size: int = 512
 
 
@@ -116,7 +117,7 @@ DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # The parts of a run config that do not change any number the run produces.
-NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "eval_batch_size", "device")
+NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "checkpoint_every", "eval_batch_size", "device")
 
 
 def _typed(node: Any, schema: type, where: str):
@@ -161,8 +162,15 @@ def _check_model(cfg: ModelConfig) -> int | None:
 
 def _check_environment(cfg: RunConfig) -> None:
     from bdunlearn.data import datasets
+    from bdunlearn.data.splits import split_sizes
 
-    datasets.check_available(cfg.dataset)
+    num_train, has_test = datasets.train_size(cfg.dataset)
+    pool = split_sizes(num_train, has_test, cfg.dataset.splits)["defense"]
+    checks.require(
+        cfg.defense.num_samples <= pool,
+        f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's pool of {pool} {cfg.dataset.name} "
+        "images; lower it or raise dataset.splits.defense_fraction",
+    )
     if cfg.device == "cuda":
         import torch
 
@@ -170,6 +178,10 @@ def _check_environment(cfg: RunConfig) -> None:
     if cfg.backdoored_checkpoint is not None:
         path = Path(cfg.backdoored_checkpoint).expanduser()
         checks.require(path.is_file(), f"backdoored_checkpoint={cfg.backdoored_checkpoint}: no such file")
+        from bdunlearn.models import clip
+        from bdunlearn.models.checkpoint import check_fits
+
+        check_fits(path, clip.state_shapes(cfg.model.name), cfg.model.name)
 
 
 def validate(cfg: DictConfig) -> RunConfig:
@@ -195,6 +207,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     checks.require(run.device in DEVICES, f"device={run.device!r}; choose one of {', '.join(DEVICES)}")
     checks.require(run.attack_knowledge == "known", f"attack_knowledge={run.attack_knowledge!r}: only 'known' is implemented so far")
     checks.require(run.logger.wandb.mode in WANDB_MODES, f"logger.wandb.mode={run.logger.wandb.mode!r}; choose one of {', '.join(WANDB_MODES)}")
+    checks.require(run.checkpoint_every >= 0, f"checkpoint_every={run.checkpoint_every}: must be >= 0 (0 disables)")
     checks.require(run.eval_batch_size >= 1, f"eval_batch_size={run.eval_batch_size}: must be at least 1")
     checks.require(len(run.dataset.class_names) >= 2, "dataset.class_names: need at least two classes")
     checks.require(len(run.dataset.templates) >= 1, "dataset.templates: need at least one prompt template")

@@ -12,6 +12,6 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
     def __init__(self, stage: str, step: int):
-        super().__init__(f"{stage}: loss became NaN/inf by step {step}; lower the learning rate")
+        super().__init__(f"{stage}: loss became NaN/inf at step {step}; lower the learning rate")
         self.stage = stage
         self.step = step

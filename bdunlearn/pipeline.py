@@ -18,18 +18,19 @@ from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
 from bdunlearn.data import datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
-from bdunlearn.data.images import endless_batches
+from bdunlearn.data.images import BatchSchedule
 from bdunlearn.data.poison import poison
 from bdunlearn.data.splits import Splits, make_splits
 from bdunlearn.defenses.base import DefenseInputs
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import Metrics, evaluate
 from bdunlearn.models import clip as clip_models
-from bdunlearn.models.checkpoint import load_state_dict
+from bdunlearn.models.checkpoint import check_fits, load_state_dict
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
 from bdunlearn.records import base_record
 from bdunlearn.tracking import Tracker
-from bdunlearn.training import OptimSettings, contrastive_loss, finetune_classifier, fit, trainable_parameters
+from bdunlearn.task_vectors import StateDict
+from bdunlearn.training import OptimSettings, Resume, contrastive_loss, finetune_classifier, fit, trainable_parameters
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _corpus_dataset(cfg: RunConfig, name: str):
     return cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths)
 
 
-def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device) -> dict:
+def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, resume: Resume | None) -> dict:
     """Contrastive pretraining of a CLIP that has no published weights, on captioned training images."""
     recipe: PretrainConfig = cfg.model.pretrain
     sources = []
@@ -83,43 +84,52 @@ def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device) ->
         dataset = _corpus_dataset(cfg, name)
         split = load_splits(dataset).train  # never validation, the defender's pool or test
         sources.append(LabelledSource(split, dataset.class_names, dataset.templates, dataset.pretrain_fraction))
-    corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.seed)
-    images, classes, table = corpus.images.to(device), corpus.classes.to(device), corpus.caption_tokens.to(device)
-    corpus.images, corpus.classes, corpus.caption_tokens = images, classes, table
+    corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.seed).to(device)
     generator = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     clip.train()
     params = list(trainable_parameters(clip, "").values())
-    loss_fn = contrastive_loss(clip, images, corpus.sampler(generator), preprocess.image_size, preprocess.mean, preprocess.std)
-    batches = endless_batches(len(corpus), recipe.batch_size, generator, device=device)
-    result = fit(params, loss_fn, batches, _settings(recipe), desc="theta_pre: contrastive pretraining")
+    loss_fn = contrastive_loss(clip, corpus.images, corpus.sampler(generator), preprocess.image_size, preprocess.mean, preprocess.std)
+    schedule = BatchSchedule(len(corpus), recipe.batch_size, recipe.seed, device=device)
+    result = fit(params, loss_fn, schedule, _settings(recipe), "theta_pre: contrastive pretraining", generator=generator, resume=resume)
     clip.eval()
     return {"corpus_size": len(corpus), "seconds": result.seconds, "final_loss": result.final_loss}
 
 
-def obtain_pretrained(cfg: RunConfig, cache: ArtifactCache, device):
-    """theta_pre as (clip model holding it, its state dict, tokenizer, preprocess)."""
-    model_cfg = cfg.model
+def build_model(model_cfg, device):
+    """The CLIP model (holding published weights for open_clip tags, random ones otherwise), its tokenizer
+    and preprocessing."""
     if model_cfg.pretrained is not None:
         clip = clip_models.create_pretrained(model_cfg.name, model_cfg.pretrained, model_cfg.cache_dir, device)
-        clip.eval()
-        return clip, task_vectors.clone(clip.state_dict()), clip_models.tokenizer(model_cfg.name), clip_models.preprocess_of(clip)
+    else:
+        torch.manual_seed(model_cfg.pretrain.seed)
+        clip = clip_models.create(model_cfg.name, device)
+    clip.eval()
+    return clip, clip_models.tokenizer(model_cfg.name), clip_models.preprocess_of(clip)
 
-    torch.manual_seed(model_cfg.pretrain.seed)
-    clip = clip_models.create(model_cfg.name, device)
-    tokenizer = clip_models.tokenizer(model_cfg.name)
-    preprocess = clip_models.preprocess_of(clip)
+
+def obtain_pretrained(cfg: RunConfig, clip, tokenizer, preprocess, cache: ArtifactCache, device) -> StateDict:
+    """theta_pre, loaded into ``clip``: the published weights, or the pretraining recipe's (cached) result."""
+    if cfg.model.pretrained is not None:
+        return task_vectors.clone(clip.state_dict())
+    spec = pretrained_spec(cfg)
 
     def build():
-        meta = pretrain_contrastive(clip, tokenizer, preprocess, cfg, device)
+        meta = pretrain_contrastive(clip, tokenizer, preprocess, cfg, device, _resume(cfg, cache, "pretrained", spec))
+        log.info("theta_pre: pretrained in %.1fs on %d captioned images", meta["seconds"], meta["corpus_size"])
         return task_vectors.clone(clip.state_dict()), meta
 
-    state, meta, from_cache = cache.get_or_build("pretrained", pretrained_spec(cfg), build)
+    state, _, _ = cache.get_or_build("pretrained", spec, build)
     clip.load_state_dict(state)
     clip.eval()
-    if not from_cache:
-        log.info("theta_pre: pretrained in %.1fs on %d captioned images", meta["seconds"], meta["corpus_size"])
-    return clip, {k: v.to(device) for k, v in state.items()}, tokenizer, preprocess
+    return {k: v.to(device) for k, v in state.items()}
+
+
+def _resume(cfg: RunConfig, cache: ArtifactCache, kind: str, spec: dict) -> Resume | None:
+    """Resumable state of a cached stage's fine-tune lives beside its cache entry."""
+    if not cfg.checkpoint_every or not cache.enabled:
+        return None
+    return Resume(path=cache.scratch_path(kind, spec, "resume.pt"), every=cfg.checkpoint_every)
 
 
 # --- theta_b ---------------------------------------------------------------------------------------------
@@ -136,26 +146,17 @@ def backdoored_spec(cfg: RunConfig) -> dict:
     }
 
 
+def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
+    """A suspicious model a user was handed, checked against the configured architecture before any compute."""
+    expected = clip.state_dict()
+    check_fits(path, {k: tuple(v.shape) for k, v in expected.items()}, model_name)
+    state = load_state_dict(Path(path).expanduser())
+    return {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in state.items()}
+
+
 def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, preprocess, cache, device):
-    """theta_b as (state dict, from_cache, metadata): the attacker's fine-tune on poisoned data, or a user's file."""
-    if cfg.backdoored_checkpoint is not None:
-        state = load_state_dict(Path(cfg.backdoored_checkpoint).expanduser())
-        expected = classifier.clip.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            example = (missing or unexpected)[0]
-            raise UserError(
-                f"backdoored_checkpoint does not fit model {cfg.model.name}: {len(missing)} missing and "
-                f"{len(unexpected)} unexpected tensors (e.g. {example!r}); pick the matching model= config"
-            )
-        wrong = [k for k in expected if expected[k].shape != state[k].shape]
-        if wrong:
-            raise UserError(
-                f"backdoored_checkpoint does not fit model {cfg.model.name}: {wrong[0]!r} has shape "
-                f"{tuple(state[wrong[0]].shape)}, the model expects {tuple(expected[wrong[0]].shape)}"
-            )
-        return {k: v.to(device=device, dtype=expected[k].dtype) for k, v in state.items()}, False, {"source": "checkpoint"}
+    """theta_b as (state dict, from_cache): the attacker's fine-tune of theta_pre on poisoned data (cached)."""
+    spec = backdoored_spec(cfg)
 
     def build():
         indices = attack.poison_indices(splits.train.labels, cfg.seed)
@@ -164,13 +165,13 @@ def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, prepro
         params = trainable_parameters(classifier.clip, "visual")
         result = finetune_classifier(
             classifier, list(params.values()), data, attack, preprocess.image_size, _settings(cfg.finetune),
-            seed=cfg.seed, desc="theta_b: poisoned fine-tune",
+            seed=cfg.seed, desc="theta_b: poisoned fine-tune", resume=_resume(cfg, cache, "backdoored", spec),
         )  # fmt: skip
         meta = {"poisoned_indices": indices.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
         return task_vectors.clone(classifier.clip.state_dict()), meta
 
-    state, meta, from_cache = cache.get_or_build("backdoored", backdoored_spec(cfg), build)
-    return {k: v.to(device) for k, v in state.items()}, from_cache, meta
+    state, _, from_cache = cache.get_or_build("backdoored", spec, build)
+    return {k: v.to(device) for k, v in state.items()}, from_cache
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -198,22 +199,22 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     log.info("device: %s; run dir: %s", device, run_dir)
 
     splits = load_splits(cfg.dataset)
-    if cfg.defense.num_samples > len(splits.defense):
-        raise UserError(
-            f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's pool of {len(splits.defense)} "
-            f"images; lower it or raise dataset.splits.defense_fraction"
-        )
     log.info("splits: %s", splits.sizes())
     splits = Splits(**{name: getattr(splits, name).to(device) for name in ("train", "defense", "val", "test")})
 
-    clip, pretrained_state, tokenizer, preprocess = obtain_pretrained(cfg, cache, device)
+    clip, tokenizer, preprocess = build_model(cfg.model, device)
+    handed = load_handed_checkpoint(cfg.backdoored_checkpoint, clip, cfg.model.name) if cfg.backdoored_checkpoint else None
+    pretrained_state = obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
     attack = attacks.build(cfg.attack)
     evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed)
 
     record.update(evaluator(pretrained_state).as_dict("_pretrained"))
-    backdoored_state, from_cache, _ = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
+    if handed is not None:
+        backdoored_state, from_cache = handed, False
+    else:
+        backdoored_state, from_cache = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
     record["backdoored_from_cache"] = from_cache
     backdoored_metrics = evaluator(backdoored_state)
     record.update(backdoored_metrics.as_dict("_backdoored"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ class Tracker:
             self._warned = True
             message = f"W&B could not {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); continuing without it"
             log.warning(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     @property
     def active(self) -> bool:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,9 +17,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bdunlearn.attacks.base import Attack
-from bdunlearn.data.images import endless_batches, to_pixels
+from bdunlearn.data.images import BatchSchedule, to_pixels
 from bdunlearn.data.poison import TriggerableSet
 from bdunlearn.errors import TrainingDiverged, UserError
+from bdunlearn.models.checkpoint import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,35 +65,114 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: floa
     return torch.optim.AdamW(groups, lr=lr, fused=fused)
 
 
+@dataclass
+class Resume:
+    """Where a fine-tune keeps its resumable state, and how often (in steps) it is saved."""
+
+    path: Path
+    every: int
+
+
+def _save_state(resume: Resume, step, params, optimizer, scheduler, generator, losses, fingerprint) -> None:
+    state = {
+        "fingerprint": fingerprint,
+        "step": step,
+        "params": [p.detach().cpu() for p in params],
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generator": generator.get_state() if generator is not None else None,
+        "losses": losses,
+    }
+    tmp = atomic_path(resume.path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, resume.path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerprint) -> tuple[int, list[float]]:
+    """Restore a saved state into the live objects; (0, []) if there is none or it belongs to other settings."""
+    if not resume.path.is_file():
+        return 0, []
+    try:
+        state = torch.load(resume.path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: start over rather than fail
+        log.warning("ignoring unreadable resume state %s (%s)", resume.path, exc)
+        return 0, []
+    shapes_match = len(state["params"]) == len(params) and all(
+        saved.shape == live.shape for saved, live in zip(state["params"], params)
+    )
+    if state.get("fingerprint") != fingerprint or not shapes_match:
+        log.warning("ignoring resume state %s: it was saved by different settings", resume.path)
+        return 0, []
+    with torch.no_grad():
+        for saved, live in zip(state["params"], params):
+            live.copy_(saved)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+    log.info("resuming from step %d (%s)", state["step"], resume.path)
+    return state["step"], list(state["losses"])
+
+
 def fit(
     params: list[nn.Parameter],
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
-    batches: Iterator[torch.Tensor],
+    schedule: BatchSchedule,
     settings: OptimSettings,
     desc: str,
+    *,
+    generator: torch.Generator | None = None,
+    resume: Resume | None = None,
 ) -> TrainResult:
-    """AdamW with linear warm-up and cosine decay for ``settings.steps`` steps over ``batches``.
+    """AdamW with linear warm-up and cosine decay for ``settings.steps`` steps of ``loss_fn(schedule(step))``.
 
-    ``loss_fn`` maps one batch (of sample indices) to a scalar loss. A NaN/inf loss raises TrainingDiverged.
+    ``generator`` is the stage's own source of randomness (augmentation, random trigger placement); with
+    ``resume``, parameters, optimizer, scheduler, RNG states and losses are saved every ``resume.every``
+    steps, and a fine-tune started again continues from the last save to the same result as an
+    uninterrupted one. A NaN/inf loss raises TrainingDiverged naming the step.
     """
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
-    losses: list[float] = []
+    fingerprint = json.dumps(asdict(settings), sort_keys=True)
+    first, losses = _load_state(resume, params, optimizer, scheduler, generator, fingerprint) if resume else (0, [])
+    pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per chunk, not per step)
+
+    def flush(last_step: int) -> None:
+        values = torch.stack(pending).tolist() if pending else []
+        for offset, value in enumerate(values):
+            if not math.isfinite(value):
+                raise TrainingDiverged(desc, last_step - len(values) + 1 + offset)
+        losses.extend(values)
+        pending.clear()
+        if values:
+            progress.set_postfix(loss=f"{values[-1]:.3f}", refresh=False)
+
     start = time.perf_counter()
-    progress = tqdm(range(settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
+    progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
     for step in progress:
-        loss = loss_fn(next(batches))
+        loss = loss_fn(schedule(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        value = loss.item() if step % 10 == 0 or step == settings.steps - 1 else None
-        if value is not None:
-            if not math.isfinite(value):
-                raise TrainingDiverged(desc, step)
-            losses.append(value)
-            progress.set_postfix(loss=f"{value:.3f}", refresh=False)
+        pending.append(loss.detach())
+        done = step + 1
+        if len(pending) == 10 or done == settings.steps:
+            flush(step)
+        if resume and resume.every and done % resume.every == 0 and done < settings.steps:
+            flush(step)
+            _save_state(resume, done, params, optimizer, scheduler, generator, losses, fingerprint)
     progress.close()
+    if resume:
+        resume.path.unlink(missing_ok=True)
     return TrainResult(steps=settings.steps, seconds=time.perf_counter() - start, losses=losses)
 
 
@@ -114,13 +200,14 @@ def finetune_classifier(
     settings: OptimSettings,
     seed: int,
     desc: str,
+    resume: Resume | None = None,
 ) -> TrainResult:
     """Supervised fine-tuning of ``params`` with the classifier's frozen head."""
     generator = torch.Generator().manual_seed(seed)
-    device = data.labels.device
-    batches = endless_batches(len(data), settings.batch_size, generator, device=device)
+    schedule = BatchSchedule(len(data), settings.batch_size, seed, device=data.labels.device)
     classifier.train()
-    result = fit(params, classification_loss(classifier, data, attack, image_size, generator), batches, settings, desc)
+    loss_fn = classification_loss(classifier, data, attack, image_size, generator)
+    result = fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume)
     classifier.eval()
     return result
 

@@ -53,8 +53,8 @@ def compose():
 def run_cli(tmp_path):
     """Run the installed ``bdunlearn`` entry point in a subprocess; returns (completed process, run dir)."""
 
-    def _run(*overrides: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
-        run_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+    def _run(*overrides: str, timeout: float = 600, run_dir: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
+        run_dir = run_dir or tmp_path / f"run{len(list(tmp_path.iterdir()))}"
         flags = [o for o in overrides if o.startswith("-")]  # Hydra's flags come before the overrides
         rest = [o for o in overrides if not o.startswith("-")]
         cmd = [sys.executable, "-m", "bdunlearn", *flags, f"hydra.run.dir={run_dir}", *rest]

@@ -8,7 +8,7 @@ import torch
 from bdunlearn.config import DatasetConfig, SplitsConfig
 from bdunlearn.data import datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
-from bdunlearn.data.images import ImageSet, endless_batches, to_pixels
+from bdunlearn.data.images import BatchSchedule, ImageSet, to_pixels
 from bdunlearn.data.splits import make_splits
 from bdunlearn.errors import UserError
 
@@ -66,11 +66,14 @@ def test_to_pixels_resizes_and_expands_grey():
     assert torch.equal(to_pixels(images, 2)[0, 0], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
 
 
-def test_endless_batches_cover_every_sample_each_pass():
-    batches = endless_batches(10, 5, torch.Generator().manual_seed(0))
-    first_pass = torch.cat([next(batches), next(batches)])
-    assert sorted(first_pass.tolist()) == list(range(10))
-    assert len(next(endless_batches(3, 8, torch.Generator()))) == 3
+def test_batch_schedule_covers_every_sample_each_pass_and_is_a_function_of_the_step():
+    schedule = BatchSchedule(10, 4, seed=0)
+    first_pass = torch.cat([schedule(0), schedule(1)])
+    assert len(set(first_pass.tolist())) == 8  # 10 // 4 = 2 full batches per pass
+    assert not torch.equal(schedule(0), schedule(2))  # a new shuffle every pass
+    resumed = BatchSchedule(10, 4, seed=0)
+    assert torch.equal(resumed(5), schedule(5)) and torch.equal(resumed(1), schedule(1))
+    assert len(BatchSchedule(3, 8, seed=0)(0)) == 3
 
 
 def test_caption_corpus_pairs_images_with_their_class(tiny_clip):

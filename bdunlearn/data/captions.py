@@ -29,6 +29,9 @@ class CaptionCorpus:
     def __len__(self) -> int:
         return len(self.classes)
 
+    def to(self, device) -> CaptionCorpus:
+        return CaptionCorpus(self.images.to(device), self.classes.to(device), self.caption_tokens.to(device))
+
     def sampler(self, generator: torch.Generator):
         """index batch → caption tokens, with a template drawn at random for every sample."""
         num_templates = self.caption_tokens.shape[1]

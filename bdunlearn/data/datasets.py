@@ -29,6 +29,19 @@ def _digits(cfg) -> RawDataset:
     return RawDataset(train=ImageSet(torch.from_numpy(images), torch.from_numpy(bunch.target).long()), test=None)
 
 
+def _digits_size(cfg) -> tuple[int, bool]:
+    """Rows of scikit-learn's bundled digits file, counted without importing scikit-learn (slow to import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+    data = folder / "datasets" / "data" / "digits.csv.gz" if folder else None
+    if data is None or not data.is_file():
+        return len(_digits(cfg).train), False
+    with gzip.open(data, "rt") as handle:
+        return sum(1 for line in handle if line.strip()), False
+
+
 FASHION_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -79,15 +92,28 @@ def _fashion_mnist(cfg) -> RawDataset:
     return RawDataset(train=train, test=test)
 
 
+def _fashion_train_size(cfg) -> tuple[int, bool]:
+    """From the IDX header alone (bytes 4..8 hold the image count), unpacked or still gzipped."""
+    raw = _fashion_raw_dir(cfg) / FASHION_FILES[0]
+    if raw.is_file():
+        with open(raw, "rb") as handle:
+            header = handle.read(8)
+    else:
+        with gzip.open(Path(cfg.source_dir).expanduser() / f"{FASHION_FILES[0]}.gz", "rb") as handle:
+            header = handle.read(8)
+    return int.from_bytes(header[4:8], "big"), True
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     load: Callable[[object], RawDataset]
     missing: Callable[[object], str | None] = lambda cfg: None  # why the data is unavailable, or None
+    size: Callable[[object], tuple[int, bool]] | None = None  # (train images, has a test split), cheaply
 
 
 REGISTRY: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(load=_digits),
-    "fashion_mnist": DatasetSpec(load=_fashion_mnist, missing=_fashion_missing),
+    "digits": DatasetSpec(load=_digits, size=_digits_size),
+    "fashion_mnist": DatasetSpec(load=_fashion_mnist, missing=_fashion_missing, size=_fashion_train_size),
 }
 
 
@@ -98,6 +124,16 @@ def check_available(cfg) -> None:
     reason = REGISTRY[cfg.name].missing(cfg)
     if reason:
         raise UserError(reason)
+
+
+def train_size(cfg) -> tuple[int, bool]:
+    """(number of official training images, whether there is an official test split), for validation."""
+    check_available(cfg)
+    spec = REGISTRY[cfg.name]
+    if spec.size is not None and not cfg.download:
+        return spec.size(cfg)
+    raw = spec.load(cfg)
+    return len(raw.train), raw.test is not None
 
 
 def load(cfg) -> RawDataset:

@@ -55,14 +55,27 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None = N
         yield order[start : start + batch_size]
 
 
-def endless_batches(n: int, batch_size: int, generator: torch.Generator, device=None):
-    """Shuffled index batches of exactly ``batch_size`` (reshuffled every pass), forever.
+class BatchSchedule:
+    """Index batches of a fixed size, one freshly shuffled pass per epoch, forever.
 
-    With fewer than ``batch_size`` samples each batch is one whole shuffled pass.
+    Batch ``step`` is a pure function of (seed, step), so a run resumed at any step draws exactly the batches
+    an uninterrupted run would. With fewer samples than ``batch_size`` each batch is one whole shuffled pass.
     """
-    size = min(batch_size, n)
-    while True:
-        order = torch.randperm(n, generator=generator)
-        order = order.to(device) if device is not None else order
-        for start in range(0, n - size + 1, size):
-            yield order[start : start + size]
+
+    def __init__(self, n: int, batch_size: int, seed: int, device=None):
+        if n < 1:
+            raise ValueError("cannot draw batches from an empty set")
+        self.n = n
+        self.size = min(batch_size, n)
+        self.per_epoch = n // self.size
+        self.seed = seed
+        self.device = device
+        self._epoch, self._order = -1, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=generator)
+            self._epoch, self._order = epoch, order.to(self.device) if self.device is not None else order
+        return self._order[position * self.size : (position + 1) * self.size]

@@ -25,6 +25,14 @@ def _take(n: int, fraction: float) -> int:
     return int(round(n * fraction))
 
 
+def split_sizes(num_train: int, has_test: bool, cfg) -> dict[str, int]:
+    """How many images each part carved from the ``num_train`` training images gets."""
+    names = ["val", "defense"] if has_test else ["test", "val", "defense"]
+    sizes = {name: _take(num_train, getattr(cfg, f"{name}_fraction")) for name in names}
+    sizes["train"] = num_train - sum(sizes.values())
+    return sizes
+
+
 def make_splits(raw: RawDataset, cfg) -> Splits:
     """Carve test (if the dataset has none), validation and the defender's pool from the training images.
 
@@ -32,14 +40,13 @@ def make_splits(raw: RawDataset, cfg) -> Splits:
     """
     generator = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(raw.train), generator=generator)
-    n = len(order)
+    sizes = split_sizes(len(order), raw.test is not None, cfg)
     cut = 0
     parts = {}
-    names = ["val", "defense"] if raw.test is not None else ["test", "val", "defense"]
-    for name in names:
-        k = _take(n, getattr(cfg, f"{name}_fraction"))
-        parts[name] = order[cut : cut + k]
-        cut += k
+    for name in ("test", "val", "defense"):
+        if name in sizes:
+            parts[name] = order[cut : cut + sizes[name]]
+            cut += sizes[name]
     parts["train"] = order[cut:]
     test = raw.test if raw.test is not None else raw.train.subset(parts["test"])
     return Splits(

@@ -47,6 +47,39 @@ def save_state_dict(path: Path, state: StateDict, metadata: dict | None = None) 
         tmp.unlink(missing_ok=True)
 
 
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a checkpoint's tensors; reads only the header of a safetensors file."""
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UserError(f"checkpoint {path} is not a readable safetensors file ({exc})") from exc
+    return {k: tuple(v.shape) for k, v in load_state_dict(path).items()}
+
+
+def check_fits(path: str | Path, expected: dict[str, tuple[int, ...]], model_name: str) -> None:
+    """UserError unless the checkpoint at ``path`` has exactly the tensors (names, shapes) of ``expected``."""
+    shapes = tensor_shapes(path)
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        example = (missing or unexpected)[0]
+        raise UserError(
+            f"checkpoint {path} does not fit model {model_name}: {len(missing)} missing and {len(unexpected)} "
+            f"unexpected tensors (e.g. {example!r}); pick the matching model= config"
+        )
+    for name, shape in expected.items():
+        if shapes[name] != shape:
+            raise UserError(
+                f"checkpoint {path} does not fit model {model_name}: {name!r} has shape {shapes[name]}, "
+                f"the model expects {shape}; pick the matching model= config"
+            )
+
+
 def load_state_dict(path: str | Path) -> StateDict:
     """Read a checkpoint that a user may have been handed.
 

@@ -45,6 +45,13 @@ def create(name: str, device: torch.device | str = "cpu") -> nn.Module:
         logging.getLogger().removeFilter(quiet)
 
 
+def state_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the state dict of architecture ``name``, without allocating its weights."""
+    with torch.device("meta"):
+        model = create(name, device="meta")
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
 def create_pretrained(name: str, tag: str, cache_dir: str | None, device: torch.device | str = "cpu") -> nn.Module:
     """An open_clip model with published weights ``tag`` (downloads them on first use)."""
     architecture(name)
