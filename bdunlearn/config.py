@@ -16,6 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bdunlearn import checks
+from bdunlearn.runtime import PRECISIONS
 from bdunlearn.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -106,6 +107,8 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU; or fp32 / bf16
+    compile: bool = False  # torch.compile the model for the attack fine-tune
     attack_knowledge: str = "known"
     backdoored_checkpoint: Optional[str] = None
     use_cache: bool = True
@@ -117,7 +120,7 @@ DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # The parts of a run config that do not change any number the run produces.
-NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "checkpoint_every", "eval_batch_size", "device")
+NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "checkpoint_every", "eval_batch_size", "device", "compile")
 
 
 def _typed(node: Any, schema: type, where: str):
@@ -204,6 +207,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     run.attack = _typed(resolved["attack"], attack_cls.Config, "attack")
     run.defense = _typed(resolved["defense"], defense_module.Config, "defense")
 
+    checks.choice(run.precision, PRECISIONS, "precision")
     checks.require(run.device in DEVICES, f"device={run.device!r}; choose one of {', '.join(DEVICES)}")
     checks.require(run.attack_knowledge == "known", f"attack_knowledge={run.attack_knowledge!r}: only 'known' is implemented so far")
     checks.require(run.logger.wandb.mode in WANDB_MODES, f"logger.wandb.mode={run.logger.wandb.mode!r}; choose one of {', '.join(WANDB_MODES)}")

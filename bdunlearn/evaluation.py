@@ -9,6 +9,9 @@ from torch import nn
 
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import ImageSet, index_batches, to_pixels
+from bdunlearn.runtime import Precision
+
+FP32 = Precision()
 
 
 @dataclass
@@ -29,6 +32,7 @@ def predict(
     batch_size: int,
     attack: Attack | None = None,
     seed: int = 0,
+    precision: Precision = FP32,
 ) -> torch.Tensor:
     """Predicted classes for uint8 ``images`` (triggered first when ``attack`` is given)."""
     classifier.eval()
@@ -38,7 +42,8 @@ def predict(
         pixels = to_pixels(images[index.to(images.device)], image_size)
         if attack is not None:
             pixels = attack.apply(pixels, generator)
-        preds.append(classifier(pixels).argmax(dim=-1))
+        with precision.autocast():
+            preds.append(classifier(pixels).argmax(dim=-1))
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=images.device)
 
 
@@ -50,15 +55,16 @@ def evaluate(
     attack: Attack | None,
     target_class: int | None = None,
     seed: int = 0,
+    precision: Precision = FP32,
 ) -> Metrics:
     """CA on all of ``data``; ASR and RA on its non-target images with the trigger applied."""
-    clean = predict(classifier, data.images, image_size, batch_size)
+    clean = predict(classifier, data.images, image_size, batch_size, precision=precision)
     clean_acc = (clean == data.labels).float().mean().item()
     if attack is None:
         return Metrics(clean_acc=clean_acc, asr=None, robust_acc=None)
     target = attack.target_class if target_class is None else target_class
     victims = data.labels != target
-    triggered = predict(classifier, data.images[victims], image_size, batch_size, attack=attack, seed=seed)
+    triggered = predict(classifier, data.images[victims], image_size, batch_size, attack=attack, seed=seed, precision=precision)
     asr = (triggered == target).float().mean().item()
     robust = (triggered == data.labels[victims]).float().mean().item()
     return Metrics(clean_acc=clean_acc, asr=asr, robust_acc=robust)

@@ -28,17 +28,12 @@ from bdunlearn.models import clip as clip_models
 from bdunlearn.models.checkpoint import check_fits, load_state_dict
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
 from bdunlearn.records import base_record
+from bdunlearn.runtime import Precision, configure_backends, resolve_device, resolve_precision
 from bdunlearn.tracking import Tracker
 from bdunlearn.task_vectors import StateDict
 from bdunlearn.training import OptimSettings, Resume, contrastive_loss, finetune_classifier, fit, trainable_parameters
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_splits(dataset_cfg) -> Splits:
@@ -55,6 +50,8 @@ def _settings(cfg) -> OptimSettings:
 def pretrained_spec(cfg: RunConfig) -> dict:
     """Everything that determines theta_pre."""
     spec = {"model": clip_models.architecture_fingerprint(cfg.model.name), "pretrained": cfg.model.pretrained}
+    if cfg.model.pretrained is None:
+        spec["precision"] = _precision_name(cfg)
     if cfg.model.pretrained is None:
         pretrain = cfg.model.pretrain
         corpus = [_corpus_dataset(cfg, name) for name in pretrain.corpus]
@@ -91,7 +88,10 @@ def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, re
     params = list(trainable_parameters(clip, "").values())
     loss_fn = contrastive_loss(clip, corpus.images, corpus.sampler(generator), preprocess.image_size, preprocess.mean, preprocess.std)
     schedule = BatchSchedule(len(corpus), recipe.batch_size, recipe.seed, device=device)
-    result = fit(params, loss_fn, schedule, _settings(recipe), "theta_pre: contrastive pretraining", generator=generator, resume=resume)
+    result = fit(
+        params, loss_fn, schedule, _settings(recipe), "theta_pre: contrastive pretraining",
+        generator=generator, resume=resume, precision=resolve_precision(cfg.precision, device),
+    )  # fmt: skip
     clip.eval()
     return {"corpus_size": len(corpus), "seconds": result.seconds, "final_loss": result.final_loss}
 
@@ -142,8 +142,14 @@ def backdoored_spec(cfg: RunConfig) -> dict:
         "dataset": {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")},
         "attack": vars(cfg.attack),
         "finetune": vars(cfg.finetune),
+        "precision": _precision_name(cfg),
         "seed": cfg.seed,
     }
+
+
+def _precision_name(cfg: RunConfig) -> str:
+    """The precision training actually runs in (part of what determines cached weights)."""
+    return resolve_precision(cfg.precision, resolve_device(cfg.device)).name
 
 
 def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
@@ -166,6 +172,7 @@ def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, prepro
         result = finetune_classifier(
             classifier, list(params.values()), data, attack, preprocess.image_size, _settings(cfg.finetune),
             seed=cfg.seed, desc="theta_b: poisoned fine-tune", resume=_resume(cfg, cache, "backdoored", spec),
+            precision=resolve_precision(cfg.precision, device), compile_model=cfg.compile,
         )  # fmt: skip
         meta = {"poisoned_indices": indices.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
         return task_vectors.clone(classifier.clip.state_dict()), meta
@@ -185,18 +192,23 @@ class Evaluator:
     batch_size: int
     attack: object
     seed: int
+    precision: Precision
 
     def __call__(self, state) -> Metrics:
         self.classifier.clip.load_state_dict(state)
-        return evaluate(self.classifier, self.test, self.image_size, self.batch_size, self.attack, seed=self.seed)
+        return evaluate(
+            self.classifier, self.test, self.image_size, self.batch_size, self.attack, seed=self.seed, precision=self.precision
+        )
 
 
 def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = None) -> dict:
     """Execute every stage and return the run record (status ``ok``)."""
     record = dict(record) if record is not None else base_record(cfg)
     device = resolve_device(cfg.device)
+    configure_backends(device)
+    precision = resolve_precision(cfg.precision, device)
     cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
-    log.info("device: %s; run dir: %s", device, run_dir)
+    log.info("device: %s (%s); run dir: %s", device, precision.name, run_dir)
 
     splits = load_splits(cfg.dataset)
     log.info("splits: %s", splits.sizes())
@@ -208,7 +220,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
     attack = attacks.build(cfg.attack)
-    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed)
+    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed, precision)
 
     record.update(evaluator(pretrained_state).as_dict("_pretrained"))
     if handed is not None:
@@ -223,7 +235,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     inputs = DefenseInputs(
         classifier=classifier, backdoored=backdoored_state, pretrained=pretrained_state, pool=splits.defense,
         val=splits.val, attack=attack, target_class=cfg.attack.target_class, image_size=preprocess.image_size,
-        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
+        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, precision=precision,
     )  # fmt: skip
     started = time.perf_counter()
     outcome = defenses.REGISTRY[cfg.defense.name].defend(inputs, cfg.defense)

@@ -21,8 +21,10 @@ from bdunlearn.data.images import BatchSchedule, to_pixels
 from bdunlearn.data.poison import TriggerableSet
 from bdunlearn.errors import TrainingDiverged, UserError
 from bdunlearn.models.checkpoint import atomic_path
+from bdunlearn.runtime import Precision
 
 log = logging.getLogger(__name__)
+FP32 = Precision()
 
 
 @dataclass
@@ -131,13 +133,16 @@ def fit(
     *,
     generator: torch.Generator | None = None,
     resume: Resume | None = None,
+    precision: Precision = FP32,
 ) -> TrainResult:
     """AdamW with linear warm-up and cosine decay for ``settings.steps`` steps of ``loss_fn(schedule(step))``.
 
     ``generator`` is the stage's own source of randomness (augmentation, random trigger placement); with
     ``resume``, parameters, optimizer, scheduler, RNG states and losses are saved every ``resume.every``
     steps, and a fine-tune started again continues from the last save to the same result as an
-    uninterrupted one. A NaN/inf loss raises TrainingDiverged naming the step.
+    uninterrupted one. The loss is computed under ``precision``'s autocast (bf16 on GPUs by default); the
+    backward pass and the AdamW update run outside it, on fp32 weights. A NaN/inf loss raises TrainingDiverged
+    naming the step.
     """
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
@@ -158,7 +163,8 @@ def fit(
     start = time.perf_counter()
     progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
     for step in progress:
-        loss = loss_fn(schedule(step))
+        with precision.autocast():
+            loss = loss_fn(schedule(step))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -201,13 +207,16 @@ def finetune_classifier(
     seed: int,
     desc: str,
     resume: Resume | None = None,
+    precision: Precision = FP32,
+    compile_model: bool = False,
 ) -> TrainResult:
-    """Supervised fine-tuning of ``params`` with the classifier's frozen head."""
+    """Supervised fine-tuning of ``params`` with the classifier's frozen head (optionally ``torch.compile``d)."""
     generator = torch.Generator().manual_seed(seed)
     schedule = BatchSchedule(len(data), settings.batch_size, seed, device=data.labels.device)
     classifier.train()
-    loss_fn = classification_loss(classifier, data, attack, image_size, generator)
-    result = fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume)
+    model = torch.compile(classifier) if compile_model else classifier
+    loss_fn = classification_loss(model, data, attack, image_size, generator)
+    result = fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume, precision=precision)
     classifier.eval()
     return result
 

@@ -85,11 +85,17 @@ class BadNets(Attack):
         if p > min(height, width):
             raise ValueError(f"patch_size {p} does not fit {height}x{width} images")
         out = pixels.clone()
+        patch = self.patch(channels, pixels.device).to(out.dtype)
+        if self.location != "random":  # one place for every image: a plain slice assignment
+            rows, cols = self._offsets(1, height, width, generator, "cpu")
+            row, col = int(rows[0]), int(cols[0])
+            out[:, :, row : row + p, col : col + p] = patch
+            return out
         rows, cols = self._offsets(batch, height, width, generator, pixels.device)
         step = torch.arange(p, device=pixels.device)
         index_b = torch.arange(batch, device=pixels.device)[:, None, None]
         index_h = (rows[:, None] + step)[:, :, None]
         index_w = (cols[:, None] + step)[:, None, :]
-        # channels-last view so one advanced-indexing assignment stamps every image's patch
-        out.permute(0, 2, 3, 1)[index_b, index_h, index_w] = self.patch(channels, pixels.device).to(out.dtype).permute(1, 2, 0)
+        # channels-last view so one advanced-indexing assignment stamps every image's patch at its own place
+        out.permute(0, 2, 3, 1)[index_b, index_h, index_w] = patch.permute(1, 2, 0)
         return out

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import ImageSet
+from bdunlearn.runtime import Precision
 from bdunlearn.task_vectors import StateDict
 
 if TYPE_CHECKING:  # open_clip is slow to import; config validation should not need it
@@ -33,6 +34,7 @@ class DefenseInputs:
     image_size: int
     eval_batch_size: int
     seed: int
+    precision: Precision = field(default_factory=Precision)
 
 
 @dataclass

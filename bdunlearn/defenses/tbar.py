@@ -73,7 +73,7 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
         clip.load_state_dict(task_vectors.add(inputs.backdoored, trigger_vector, -alpha))
         metrics = evaluate(
             inputs.classifier, inputs.val, inputs.image_size, inputs.eval_batch_size, inputs.attack,
-            inputs.target_class, seed=inputs.seed,
+            inputs.target_class, seed=inputs.seed, precision=inputs.precision,
         )  # fmt: skip
         curve.append(AlphaPoint(alpha=alpha, val_clean_acc=metrics.clean_acc, val_asr=metrics.asr))
     clip.load_state_dict(inputs.backdoored)
@@ -96,7 +96,7 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
     result = finetune_classifier(
         inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
-        seed=inputs.seed, desc="tbar: trigger fine-tune",
+        seed=inputs.seed, desc="tbar: trigger fine-tune", precision=inputs.precision,
     )  # fmt: skip
     finetuned = clip.state_dict()
     trigger_vector = task_vectors.subtract({k: finetuned[k] for k in params}, start)
