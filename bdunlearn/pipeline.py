@@ -18,11 +18,11 @@ from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
 from bdunlearn.data import datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
-from bdunlearn.data.images import BatchSchedule
+from bdunlearn.attacks.base import Attack
+from bdunlearn.data.images import BatchSchedule, ImageSet
 from bdunlearn.data.poison import poison
 from bdunlearn.data.splits import Splits, make_splits
 from bdunlearn.defenses.base import DefenseInputs
-from bdunlearn.errors import UserError
 from bdunlearn.evaluation import Metrics, evaluate
 from bdunlearn.models import clip as clip_models
 from bdunlearn.models.checkpoint import check_fits, load_state_dict
@@ -52,7 +52,6 @@ def pretrained_spec(cfg: RunConfig) -> dict:
     spec = {"model": clip_models.architecture_fingerprint(cfg.model.name), "pretrained": cfg.model.pretrained}
     if cfg.model.pretrained is None:
         spec["precision"] = _precision_name(cfg)
-    if cfg.model.pretrained is None:
         pretrain = cfg.model.pretrain
         corpus = [_corpus_dataset(cfg, name) for name in pretrain.corpus]
         spec["pretrain"] = {k: v for k, v in vars(pretrain).items()}
@@ -160,11 +159,12 @@ def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
     return {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in state.items()}
 
 
-def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, preprocess, cache, device):
+def obtain_backdoored(cfg: RunConfig, classifier, pretrained: StateDict, attack, splits: Splits, preprocess, cache, device):
     """theta_b as (state dict, from_cache): the attacker's fine-tune of theta_pre on poisoned data (cached)."""
     spec = backdoored_spec(cfg)
 
     def build():
+        classifier.clip.load_state_dict(pretrained)
         indices = attack.poison_indices(splits.train.labels, cfg.seed)
         data = poison(splits.train, attack, indices)
         torch.manual_seed(cfg.seed)
@@ -187,10 +187,10 @@ def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, prepro
 @dataclass
 class Evaluator:
     classifier: ZeroShotClassifier
-    test: object
+    test: ImageSet
     image_size: int
     batch_size: int
-    attack: object
+    attack: Attack
     seed: int
     precision: Precision
 
@@ -226,7 +226,9 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     if handed is not None:
         backdoored_state, from_cache = handed, False
     else:
-        backdoored_state, from_cache = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
+        backdoored_state, from_cache = obtain_backdoored(
+            cfg, classifier, pretrained_state, attack, splits, preprocess, cache, device
+        )
     record["backdoored_from_cache"] = from_cache
     backdoored_metrics = evaluator(backdoored_state)
     record.update(backdoored_metrics.as_dict("_backdoored"))

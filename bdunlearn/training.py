@@ -105,13 +105,13 @@ def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerp
         log.warning("ignoring unreadable resume state %s (%s)", resume.path, exc)
         return 0, []
     shapes_match = len(state["params"]) == len(params) and all(
-        saved.shape == live.shape for saved, live in zip(state["params"], params)
+        saved.shape == live.shape for saved, live in zip(state["params"], params, strict=True)
     )
     if state.get("fingerprint") != fingerprint or not shapes_match:
         log.warning("ignoring resume state %s: it was saved by different settings", resume.path)
         return 0, []
     with torch.no_grad():
-        for saved, live in zip(state["params"], params):
+        for saved, live in zip(state["params"], params, strict=True):
             live.copy_(saved)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -119,7 +119,7 @@ def _checkpoint_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_unusable_checkpoints(run_cli, tmp_path):
-    for name, (path, fragment) in _checkpoint_cases(tmp_path).items():
+    for path, fragment in _checkpoint_cases(tmp_path).values():
         started = time.perf_counter()
         done, run_dir = run_cli(f"backdoored_checkpoint={path}", timeout=60)
         assert_one_line_error(done, fragment, time.perf_counter() - started, run_dir)

@@ -65,7 +65,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert resume.path.is_file()
     fresh, loss_fn = _problem(init_seed=1)  # different starting weights: everything must come from the saved state
     result = fit(list(fresh.parameters()), loss_fn, BatchSchedule(64, 16, 0), settings, "t", resume=resume)
-    assert all(torch.equal(a, b) for a, b in zip(reference, fresh.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(reference, fresh.parameters(), strict=True))
     assert len(result.losses) == 40 and not resume.path.exists()
 
 
