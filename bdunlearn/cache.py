@@ -19,7 +19,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from bdunlearn.config import stable_hash
-from bdunlearn.models.checkpoint import StateDict, save_state_dict, write_json_atomic
+from bdunlearn.atomic import write_json_atomic
+from bdunlearn.models.checkpoint import StateDict, save_state_dict
 
 log = logging.getLogger(__name__)
 

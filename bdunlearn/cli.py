@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from bdunlearn.atomic import write_text_atomic
 from bdunlearn.config import CONFIG_DIR, RunConfig, to_dict, validate
 from bdunlearn.errors import TrainingDiverged, UserError
 
@@ -143,7 +144,7 @@ def execute(cfg: RunConfig, run_dir: Path) -> dict:
         if isinstance(exc, TrainingDiverged):
             raise RunFailed(_one_line(exc), run_dir) from exc
         if isinstance(exc, Exception):
-            (run_dir / "traceback.txt").write_text("".join(traceback.format_exception(exc)))
+            write_text_atomic(run_dir / "traceback.txt", "".join(traceback.format_exception(exc)))
             raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})", run_dir) from exc
         raise
     path = write_record(run_dir, record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bdunlearn.config import RunConfig, scientific_view, stable_hash
-from bdunlearn.models.checkpoint import write_json_atomic
+from bdunlearn.atomic import write_json_atomic
 
 METRIC_KEYS = (
     "clean_acc_pretrained", "asr_pretrained", "robust_acc_pretrained",

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bdunlearn.atomic import atomic_path
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import BatchSchedule, to_pixels
 from bdunlearn.data.poison import TriggerableSet
 from bdunlearn.errors import TrainingDiverged, UserError
-from bdunlearn.models.checkpoint import atomic_path
 from bdunlearn.runtime import Precision
 
 log = logging.getLogger(__name__)

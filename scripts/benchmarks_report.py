@@ -18,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
+from bdunlearn.atomic import write_text_atomic  # noqa: E402
+
 BENCHES = [
     # (command, key printed last, goal, what it compares)
     (["scripts/bench_train.py", "--data-pipeline"], "ratio", ">= 0.95", "framework / bare training loop, images/s (tiny CLIP, batch 64)"),
@@ -65,7 +67,7 @@ def main() -> None:
         "",
     ])  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_text_atomic(args.out, text)
     print(text)
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
+from bdunlearn.atomic import write_text_atomic  # noqa: E402
+
 MARK = "<!-- measured: default-run -->"
 
 
@@ -63,7 +65,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     curve = "\n".join(f"| {p['alpha']:g} | {p['val_clean_acc']:.3f} | {p['val_asr']:.3f} |" for p in record["alpha_curve"])
-    out.write_text(
+    write_text_atomic(
+        out,
         "# The default run (`bdunlearn`, no overrides)\n\n" + block + "\n\n## TBAR's validation curve\n\n"
         "| alpha | val CA | val ASR |\n| --- | --- | --- |\n" + curve + "\n"
     )
@@ -75,7 +78,7 @@ def main() -> None:
         text = pattern.sub(lambda _: replacement, text)
     else:
         text = text.replace(MARK, replacement, 1)
-    readme.write_text(text)
+    write_text_atomic(readme, text)
     print(block)
 
 

@@ -76,12 +76,3 @@ def test_defense_none_returns_the_backdoored_model(run_cli):
     record = json.loads((run_dir / "result.json").read_text())
     assert record["defense"] == "none" and record["alpha"] is None and record["defense_samples"] == 0
     assert record["asr"] == record["asr_backdoored"] and record["clean_acc_retained"] == 1.0
-
-
-def test_a_failing_run_leaves_a_failed_record_and_one_line(run_cli):
-    # a pool of 270 images cannot supply 5000 samples: detected after the data is loaded, before training
-    done, run_dir = run_cli(*SHRINK, "defense.num_samples=5000")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("bdunlearn: error: defense.num_samples=5000")
-    record = json.loads((run_dir / "result.json").read_text())
-    assert record["status"] == "failed" and "num_samples" in record["error"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -13,26 +12,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from bdunlearn.atomic import atomic_path
 from bdunlearn.errors import UserError
 
 StateDict = dict[str, torch.Tensor]
-
-
-def atomic_path(path: Path):
-    """A temporary sibling of ``path``; rename it onto ``path`` when fully written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_state_dict(path: Path, state: StateDict, metadata: dict | None = None) -> None:
