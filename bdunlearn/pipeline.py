@@ -6,6 +6,7 @@ through the artifact cache.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 import torch
 
 from bdunlearn import attacks, defenses, task_vectors
+from bdunlearn.attacks.base import PrepareContext
+from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
 from bdunlearn.data import datasets
@@ -125,11 +128,16 @@ def obtain_pretrained(cfg: RunConfig, cache: ArtifactCache, device):
 # --- theta_b ---------------------------------------------------------------------------------------------
 
 
+def dataset_spec(cfg: RunConfig) -> dict:
+    """Everything about the dataset that determines numbers (not where it lives)."""
+    return {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")}
+
+
 def backdoored_spec(cfg: RunConfig) -> dict:
     """Everything that determines theta_b."""
     return {
         "pretrained": pretrained_spec(cfg),
-        "dataset": {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")},
+        "dataset": dataset_spec(cfg),
         "attack": vars(cfg.attack),
         "finetune": vars(cfg.finetune),
         "seed": cfg.seed,
@@ -159,18 +167,39 @@ def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, prepro
 
     def build():
         indices = attack.poison_indices(splits.train.labels, cfg.seed)
-        data = poison(splits.train, attack, indices)
+        cross = attack.cross_indices(splits.train.labels, indices, cfg.seed)
+        data = poison(splits.train, attack, indices, cross)
         torch.manual_seed(cfg.seed)
         params = trainable_parameters(classifier.clip, "visual")
         result = finetune_classifier(
             classifier, list(params.values()), data, attack, preprocess.image_size, _settings(cfg.finetune),
             seed=cfg.seed, desc="theta_b: poisoned fine-tune",
         )  # fmt: skip
-        meta = {"poisoned_indices": indices.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
+        meta = {"poisoned_indices": indices.tolist(), "cross_indices": cross.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
         return task_vectors.clone(classifier.clip.state_dict()), meta
 
     state, meta, from_cache = cache.get_or_build("backdoored", backdoored_spec(cfg), build)
     return {k: v.to(device) for k, v in state.items()}, from_cache, meta
+
+
+# --- attack artifacts in the run dir ---------------------------------------------------------------------
+
+PREVIEW_IMAGES = 8
+
+
+def write_trigger_preview(attack, test, image_size: int, run_dir: Path, tracker: Tracker, seed: int) -> Path:
+    """``triggers.png``: non-target test images, clean / triggered / difference; logged to W&B."""
+    victims = torch.nonzero(test.labels != attack.target_class).flatten()[:PREVIEW_IMAGES]
+    path = save_png(trigger_grid(attack, test.images[victims], image_size, seed=seed), run_dir / "triggers.png")
+    tracker.log_image("attack/triggers", path, caption="clean / triggered / |difference| (stretched)")
+    return path
+
+
+def write_poisoned_indices(meta: dict, run_dir: Path) -> None:
+    """``poisoned_indices.json``: the training-split indices the attack poisoned (and WaNet's cross samples)."""
+    if "poisoned_indices" in meta:
+        record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
+        (run_dir / "poisoned_indices.json").write_text(json.dumps(record))
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -210,10 +239,20 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
     attack = attacks.build(cfg.attack)
-    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed)
+    attack.prepare(
+        PrepareContext(
+            classifier=classifier, train=splits.train, image_size=preprocess.image_size, cache=cache,
+            spec={"pretrained": pretrained_spec(cfg), "dataset": dataset_spec(cfg)}, seed=cfg.seed,
+        )
+    )  # fmt: skip
+    if attack.has_trigger:
+        write_trigger_preview(attack, splits.test, preprocess.image_size, run_dir, tracker, cfg.seed)
+    trigger = attack if attack.has_trigger else None  # attack=none: no ASR / RA (null in the record)
+    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, trigger, cfg.seed)
 
     record.update(evaluator(pretrained_state).as_dict("_pretrained"))
-    backdoored_state, from_cache, _ = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
+    backdoored_state, from_cache, backdoored_meta = obtain_backdoored(cfg, classifier, attack, splits, preprocess, cache, device)
+    write_poisoned_indices(backdoored_meta, run_dir)
     record["backdoored_from_cache"] = from_cache
     backdoored_metrics = evaluator(backdoored_state)
     record.update(backdoored_metrics.as_dict("_backdoored"))

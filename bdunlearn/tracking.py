@@ -63,6 +63,14 @@ class Tracker:
         except Exception as exc:
             self._fail("log a table", exc)
 
+    def log_image(self, key: str, path: str | Path, caption: str | None = None) -> None:
+        if self._run is None:
+            return
+        try:
+            self._run.log({key: self._wandb.Image(str(path), caption=caption)})
+        except Exception as exc:
+            self._fail("log an image", exc)
+
     def summary(self, values: dict) -> None:
         if self._run is None:
             return
