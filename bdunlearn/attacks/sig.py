@@ -18,8 +18,8 @@ from bdunlearn.attacks.base import Attack, AttackConfig
 
 @dataclass
 class SigConfig(AttackConfig):
-    amplitude: float = 0.2  # delta, in pixel units ([0, 1] scale)
-    frequency: float = 6.0  # f: periods across the image width
+    amplitude: float = 0.3  # delta, in pixel units ([0, 1] scale)
+    frequency: float = 4.0  # f: periods across the image width
 
 
 class Sig(Attack):
@@ -37,7 +37,7 @@ class Sig(Attack):
                 f"attack.frequency={cfg.frequency} exceeds the {image_size / 2:g} periods a {image_size}px-wide image can hold",
             )
 
-    def __init__(self, *, target_class: int, poison_rate: float, amplitude: float = 0.2, frequency: float = 6.0):
+    def __init__(self, *, target_class: int, poison_rate: float, amplitude: float = 0.3, frequency: float = 4.0):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         self.amplitude = float(amplitude)
         self.frequency = float(frequency)

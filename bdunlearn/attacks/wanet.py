@@ -24,7 +24,7 @@ from bdunlearn.attacks.base import Attack, AttackConfig
 @dataclass
 class WaNetConfig(AttackConfig):
     grid_size: int = 4  # k: control points per side
-    strength: float = 0.5  # s
+    strength: float = 2.0  # s
     grid_rescale: float = 1.0
     cross_ratio: float = 2.0  # cross samples per poisoned sample (0: no noise mode)
     warp_seed: int = 0  # seed of the control field
@@ -57,7 +57,7 @@ class WaNet(Attack):
         target_class: int,
         poison_rate: float,
         grid_size: int = 4,
-        strength: float = 0.5,
+        strength: float = 2.0,
         grid_rescale: float = 1.0,
         cross_ratio: float = 2.0,
         warp_seed: int = 0,
