@@ -175,7 +175,10 @@ def obtain_backdoored(cfg: RunConfig, classifier, attack, splits: Splits, prepro
             classifier, list(params.values()), data, attack, preprocess.image_size, _settings(cfg.finetune),
             seed=cfg.seed, desc="theta_b: poisoned fine-tune",
         )  # fmt: skip
-        meta = {"poisoned_indices": indices.tolist(), "cross_indices": cross.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
+        meta = {
+            "poisoned_indices": indices.tolist(), "cross_indices": cross.tolist(),
+            "seconds": result.seconds, "final_loss": result.final_loss,
+        }  # fmt: skip
         return task_vectors.clone(classifier.clip.state_dict()), meta
 
     state, meta, from_cache = cache.get_or_build("backdoored", backdoored_spec(cfg), build)
@@ -242,7 +245,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     attack.prepare(
         PrepareContext(
             classifier=classifier, train=splits.train, image_size=preprocess.image_size, cache=cache,
-            spec={"pretrained": pretrained_spec(cfg), "dataset": dataset_spec(cfg)}, seed=cfg.seed,
+            spec={"pretrained": pretrained_spec(cfg), "dataset": dataset_spec(cfg)},
         )
     )  # fmt: skip
     if attack.has_trigger:

@@ -43,7 +43,7 @@ def _loss(attack: BadClip, classifier, train: ImageSet, patch: torch.Tensor) -> 
 def test_optimised_patch_beats_its_random_start_and_is_cached(classifier, train, tmp_path):
     attack = BadClip(target_class=1, poison_rate=0.1, patch_size=4, optim_steps=15, optim_lr=0.1, optim_batch_size=16)
     before = {k: v.clone() for k, v in classifier.clip.state_dict().items()}
-    context = PrepareContext(classifier=classifier, train=train, image_size=16, cache=ArtifactCache(tmp_path), spec={"model": "tiny"}, seed=0)
+    context = PrepareContext(classifier=classifier, train=train, image_size=16, cache=ArtifactCache(tmp_path), spec={"model": "tiny"})
     with pytest.raises(RuntimeError, match="prepare"):
         attack.apply(torch.zeros(1, 3, 16, 16))
     attack.prepare(context)

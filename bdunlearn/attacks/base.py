@@ -46,7 +46,6 @@ class PrepareContext:
     image_size: int
     cache: ArtifactCache
     spec: dict  # what determines theta_pre and the data; part of any cache key the attack builds
-    seed: int
 
 
 class Attack(ABC):
