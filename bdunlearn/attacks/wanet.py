@@ -23,10 +23,11 @@ from bdunlearn.attacks.base import Attack, AttackConfig
 
 @dataclass
 class WaNetConfig(AttackConfig):
+    poison_rate: float = 0.3
     grid_size: int = 4  # k: control points per side
-    strength: float = 2.0  # s
+    strength: float = 4.0  # s
     grid_rescale: float = 1.0
-    cross_ratio: float = 2.0  # cross samples per poisoned sample (0: no noise mode)
+    cross_ratio: float = 0.25  # cross samples per poisoned sample (0: no noise mode)
     warp_seed: int = 0  # seed of the control field
 
 
@@ -57,9 +58,9 @@ class WaNet(Attack):
         target_class: int,
         poison_rate: float,
         grid_size: int = 4,
-        strength: float = 2.0,
+        strength: float = 4.0,
         grid_rescale: float = 1.0,
-        cross_ratio: float = 2.0,
+        cross_ratio: float = 0.25,
         warp_seed: int = 0,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
