@@ -30,6 +30,7 @@ METRICS = (
     ("asr", "ASR TBAR"),
     ("robust_acc", "RA TBAR"),
     ("alpha", "α"),
+    ("cosine_trigger_attack", "cos(τ_t, θ_b − θ_pre)"),
 )
 
 
@@ -96,7 +97,7 @@ def write_table(sweep_dir: Path, out: Path, previews: Path | None) -> None:
         "",
         "Produced by `scripts/attack_table.py` from the run records of one sweep; no number is edited by hand.",
         "",
-        f"- command: `{sweep_command(sweep_dir)}`",
+        f"- command (as Hydra recorded it in `multirun.yaml`): `{sweep_command(sweep_dir)}`",
         f"- sweep finished: {dt.datetime.fromtimestamp(finished, dt.timezone.utc):%Y-%m-%d %H:%M} UTC" if finished else "- no runs",
         f"- hardware: {hardware()}",
         "- data and model: the embedded default (tiny CLIP pretrained here, scikit-learn digits at 16×16), "
@@ -115,7 +116,9 @@ def write_table(sweep_dir: Path, out: Path, previews: Path | None) -> None:
         )
     lines += ["", "Settings of each attack (its config section as run):", ""]
     for name, group in by_attack.items():
-        lines.append(f"- `{name}`: {settings(group[0][1])}")
+        cached = sum(bool(r.get("backdoored_from_cache")) for r, _, _ in group)
+        reuse = f" (θ_b of {cached} of {len(group)} runs reused from the cache: same config, same code path)" if cached else ""
+        lines.append(f"- `{name}`: {settings(group[0][1])}{reuse}")
     if failed:
         lines += ["", "Runs that failed:", ""]
         lines += [f"- {d.name}: {r.get('attack')} seed {r.get('seed')}: {r.get('error')}" for r, d in failed]
