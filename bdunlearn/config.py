@@ -223,6 +223,11 @@ def validate(cfg: DictConfig) -> RunConfig:
     checks.optim(run.finetune, "finetune")
     attack_cls.check(run.attack, len(run.dataset.class_names), image_size)
     defense_module.check(run.defense)
+    checks.require(
+        attack_cls.has_trigger or not getattr(defense_module, "NEEDS_TRIGGER", False),
+        f"defense={run.defense.name} needs a trigger to estimate, but attack={run.attack.name} plants none; "
+        f"use defense=none (or another attack)",
+    )
     _check_environment(run)
     return run
 

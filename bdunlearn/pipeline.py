@@ -14,11 +14,13 @@ from pathlib import Path
 import torch
 
 from bdunlearn import attacks, defenses, task_vectors
+from bdunlearn.atomic import write_json_atomic
+from bdunlearn.attacks.base import Attack, PrepareContext
+from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
 from bdunlearn.data import datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
-from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import BatchSchedule, ImageSet
 from bdunlearn.data.poison import poison
 from bdunlearn.data.splits import Splits, make_splits
@@ -134,11 +136,16 @@ def _resume(cfg: RunConfig, cache: ArtifactCache, kind: str, spec: dict) -> Resu
 # --- theta_b ---------------------------------------------------------------------------------------------
 
 
+def dataset_spec(cfg: RunConfig) -> dict:
+    """Everything about the dataset that determines numbers (not where it lives)."""
+    return {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")}
+
+
 def backdoored_spec(cfg: RunConfig) -> dict:
     """Everything that determines theta_b."""
     return {
         "pretrained": pretrained_spec(cfg),
-        "dataset": {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")},
+        "dataset": dataset_spec(cfg),
         "attack": vars(cfg.attack),
         "finetune": vars(cfg.finetune),
         "precision": _precision_name(cfg),
@@ -160,13 +167,14 @@ def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
 
 
 def obtain_backdoored(cfg: RunConfig, classifier, pretrained: StateDict, attack, splits: Splits, preprocess, cache, device):
-    """theta_b as (state dict, from_cache): the attacker's fine-tune of theta_pre on poisoned data (cached)."""
+    """theta_b as (state dict, from_cache, metadata): the attacker's fine-tune of theta_pre on poisoned data (cached)."""
     spec = backdoored_spec(cfg)
 
     def build():
         classifier.clip.load_state_dict(pretrained)
         indices = attack.poison_indices(splits.train.labels, cfg.seed)
-        data = poison(splits.train, attack, indices)
+        cross = attack.cross_indices(splits.train.labels, indices, cfg.seed)
+        data = poison(splits.train, attack, indices, cross)
         torch.manual_seed(cfg.seed)
         params = trainable_parameters(classifier.clip, "visual")
         result = finetune_classifier(
@@ -174,11 +182,34 @@ def obtain_backdoored(cfg: RunConfig, classifier, pretrained: StateDict, attack,
             seed=cfg.seed, desc="theta_b: poisoned fine-tune", resume=_resume(cfg, cache, "backdoored", spec),
             precision=resolve_precision(cfg.precision, device), compile_model=cfg.compile,
         )  # fmt: skip
-        meta = {"poisoned_indices": indices.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
+        meta = {
+            "poisoned_indices": indices.tolist(), "cross_indices": cross.tolist(),
+            "seconds": result.seconds, "final_loss": result.final_loss,
+        }  # fmt: skip
         return task_vectors.clone(classifier.clip.state_dict()), meta
 
-    state, _, from_cache = cache.get_or_build("backdoored", spec, build)
-    return {k: v.to(device) for k, v in state.items()}, from_cache
+    state, meta, from_cache = cache.get_or_build("backdoored", spec, build)
+    return {k: v.to(device) for k, v in state.items()}, from_cache, meta
+
+
+# --- attack artifacts in the run dir ---------------------------------------------------------------------
+
+PREVIEW_IMAGES = 8
+
+
+def write_trigger_preview(attack, test, image_size: int, run_dir: Path, tracker: Tracker, seed: int) -> Path:
+    """``triggers.png``: non-target test images, clean / triggered / difference; logged to W&B."""
+    victims = torch.nonzero(test.labels != attack.target_class).flatten()[:PREVIEW_IMAGES]
+    path = save_png(trigger_grid(attack, test.images[victims], image_size, seed=seed), run_dir / "triggers.png")
+    tracker.log_image("attack/triggers", path, caption="clean / triggered / |difference| (stretched)")
+    return path
+
+
+def write_poisoned_indices(meta: dict, run_dir: Path) -> None:
+    """``poisoned_indices.json``: the training-split indices the attack poisoned (and WaNet's cross samples)."""
+    if "poisoned_indices" in meta:
+        record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
+        write_json_atomic(run_dir / "poisoned_indices.json", record)
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -190,7 +221,7 @@ class Evaluator:
     test: ImageSet
     image_size: int
     batch_size: int
-    attack: Attack
+    attack: Attack | None  # None: the attack plants no trigger, so there is no ASR / RA to measure
     seed: int
     precision: Precision
 
@@ -220,15 +251,25 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
     attack = attacks.build(cfg.attack)
-    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, attack, cfg.seed, precision)
+    attack.prepare(
+        PrepareContext(
+            classifier=classifier, train=splits.train, image_size=preprocess.image_size, cache=cache,
+            spec={"pretrained": pretrained_spec(cfg), "dataset": dataset_spec(cfg)},
+        )
+    )  # fmt: skip
+    if attack.has_trigger:
+        write_trigger_preview(attack, splits.test, preprocess.image_size, run_dir, tracker, cfg.seed)
+    trigger = attack if attack.has_trigger else None  # attack=none: no ASR / RA (null in the record)
+    evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, trigger, cfg.seed, precision)
 
     record.update(evaluator(pretrained_state).as_dict("_pretrained"))
     if handed is not None:
         backdoored_state, from_cache = handed, False
     else:
-        backdoored_state, from_cache = obtain_backdoored(
+        backdoored_state, from_cache, backdoored_meta = obtain_backdoored(
             cfg, classifier, pretrained_state, attack, splits, preprocess, cache, device
         )
+        write_poisoned_indices(backdoored_meta, run_dir)
     record["backdoored_from_cache"] = from_cache
     backdoored_metrics = evaluator(backdoored_state)
     record.update(backdoored_metrics.as_dict("_backdoored"))

@@ -1,8 +1,9 @@
-"""Weights & Biases logging that can never break a run: any W&B failure warns once and logging stops."""
+"""Weights & Biases logging that can never break a run: the first W&B failure warns once and logging stops."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -11,7 +12,7 @@ log = logging.getLogger(__name__)
 class Tracker:
     def __init__(self, cfg, run_dir: str | Path, config: dict, name: str | None = None):
         self._run = None
-        self._warned = False
+        self._failed = False
         if cfg.mode == "disabled":
             return
         try:
@@ -33,49 +34,53 @@ class Tracker:
             self._fail("start", exc)
 
     def _fail(self, what: str, exc: Exception) -> None:
-        self._run = None
-        if not self._warned:
-            self._warned = True
-            message = f"W&B could not {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); continuing without it"
-            log.warning(message)
+        if not self._failed:
+            detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+            log.warning("W&B could not %s (%s: %s); continuing without it", what, type(exc).__name__, detail)
+        self._failed = True
 
     @property
     def active(self) -> bool:
-        return self._run is not None
+        return self._run is not None and not self._failed
+
+    def _attempt(self, what: str, action: Callable[[], None]) -> None:
+        if not self.active:
+            return
+        try:
+            action()
+        except Exception as exc:
+            self._fail(what, exc)
 
     def log(self, metrics: dict) -> None:
-        if self._run is None:
-            return
-        try:
-            self._run.log(metrics)
-        except Exception as exc:
-            self._fail("log", exc)
+        self._attempt("log", lambda: self._run.log(metrics))
 
     def log_table(self, key: str, rows: list[dict]) -> None:
-        if self._run is None or not rows:
+        if not rows:
             return
-        try:
+
+        def action():
             columns = list(rows[0])
-            table = self._wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])
-            self._run.log({key: table})
-        except Exception as exc:
-            self._fail("log a table", exc)
+            self._run.log({key: self._wandb.Table(columns=columns, data=[[row[c] for c in columns] for row in rows])})
+
+        self._attempt("log a table", action)
+
+    def log_image(self, key: str, path: str | Path, caption: str | None = None) -> None:
+        self._attempt("log an image", lambda: self._run.log({key: self._wandb.Image(str(path), caption=caption)}))
 
     def summary(self, values: dict) -> None:
-        if self._run is None:
-            return
-        try:
+        def action():
             for key, value in values.items():
                 if value is None or isinstance(value, (int, float, str, bool)):
                     self._run.summary[key] = value
-        except Exception as exc:
-            self._fail("write the summary", exc)
+
+        self._attempt("write the summary", action)
 
     def finish(self, failed: bool = False) -> None:
+        """Close the W&B run (also after a failure, so no run is left open)."""
         if self._run is None:
             return
+        run, self._run = self._run, None
         try:
-            self._run.finish(exit_code=1 if failed else 0)
+            run.finish(exit_code=1 if failed else 0)
         except Exception as exc:
             self._fail("finish", exc)
-        self._run = None

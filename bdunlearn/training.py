@@ -185,13 +185,18 @@ def fit(
 def classification_loss(
     classifier: nn.Module, data: TriggerableSet, attack: Attack | None, image_size: int, generator: torch.Generator
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Cross-entropy of ``classifier`` on batches of ``data``; flagged samples get ``attack``'s trigger."""
+    """Cross-entropy of ``classifier`` on batches of ``data``; flagged samples get ``attack``'s trigger (and
+    cross samples its cross transform)."""
 
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
         pixels = to_pixels(data.images[index], image_size)
         flagged = data.triggered[index]
         if attack is not None and bool(flagged.any()):
             pixels[flagged] = attack.apply(pixels[flagged], generator)
+        if attack is not None and data.cross is not None:
+            crossed = data.cross[index]
+            if bool(crossed.any()):
+                pixels[crossed] = attack.apply_cross(pixels[crossed], generator)
         return F.cross_entropy(classifier(pixels), data.labels[index])
 
     return loss_fn

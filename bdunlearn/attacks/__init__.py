@@ -1,9 +1,23 @@
-"""Backdoor attacks: one module per attack, all sharing the interface in ``base``."""
+"""Backdoor attacks: one module per attack (conf/attack/<name>.yaml), all sharing the interface in ``base``."""
 
+from bdunlearn.attacks.badclip import BadClip
 from bdunlearn.attacks.badnets import BadNets
-from bdunlearn.attacks.base import Attack
+from bdunlearn.attacks.base import Attack, PrepareContext
+from bdunlearn.attacks.blended import Blended
+from bdunlearn.attacks.none import NoAttack
+from bdunlearn.attacks.sig import Sig
+from bdunlearn.attacks.wanet import WaNet
 
-REGISTRY: dict[str, type[Attack]] = {"badnets": BadNets}
+REGISTRY: dict[str, type[Attack]] = {
+    "badnets": BadNets,
+    "blended": Blended,
+    "wanet": WaNet,
+    "sig": Sig,
+    "badclip": BadClip,
+    "none": NoAttack,
+}
+
+__all__ = ["REGISTRY", "Attack", "BadClip", "BadNets", "Blended", "NoAttack", "PrepareContext", "Sig", "WaNet", "build"]
 
 
 def build(cfg) -> Attack:

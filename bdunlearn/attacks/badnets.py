@@ -1,15 +1,17 @@
-"""BadNets: a small patch stamped onto the image."""
+"""BadNets (Gu et al. 2017): a small patch stamped onto the image."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 from bdunlearn import checks
+from bdunlearn.attacks import patterns
 from bdunlearn.attacks.base import Attack, AttackConfig
 
-PATTERNS = ("white", "black", "checkerboard", "noise")
+PATTERNS = ("white", "black", "checkerboard", "noise", "file")
 LOCATIONS = ("bottom_right", "bottom_left", "top_right", "top_left", "center", "random")
 
 
@@ -19,6 +21,38 @@ class BadNetsConfig(AttackConfig):
     pattern: str = "white"
     location: str = "bottom_right"
     pattern_seed: int = 0
+    pattern_file: Optional[str] = None  # image used as the patch when pattern=file
+
+
+def check_patch(patch_size: int, location: str, image_size: int | None) -> None:
+    checks.choice(location, LOCATIONS, "attack.location")
+    checks.require(patch_size >= 1, f"attack.patch_size={patch_size}: must be at least 1")
+    if image_size is not None:
+        checks.require(patch_size <= image_size, f"attack.patch_size={patch_size} exceeds the model's {image_size}px input")
+
+
+def stamp(pixels: torch.Tensor, patch: torch.Tensor, location: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Copies of ``pixels`` [B, C, H, W] with ``patch`` [C, p, p] pasted at ``location`` (differentiable in ``patch``)."""
+    batch, _, height, width = pixels.shape
+    p = patch.shape[-1]
+    if p > min(height, width):
+        raise ValueError(f"patch_size {p} does not fit {height}x{width} images")
+    if location != "random":  # one place for every image: a plain slice assignment (autograd reaches ``patch``)
+        vertical, _, horizontal = location.rpartition("_") if location != "center" else ("center", "", "center")
+        row = {"top": 0, "bottom": height - p, "center": (height - p) // 2}[vertical]
+        col = {"left": 0, "right": width - p, "center": (width - p) // 2}[horizontal]
+        out = pixels.clone()
+        out[:, :, row : row + p, col : col + p] = patch.to(pixels)
+        return out
+    rows = torch.randint(0, height - p + 1, (batch,), generator=generator).to(pixels.device)
+    cols = torch.randint(0, width - p + 1, (batch,), generator=generator).to(pixels.device)
+    step = torch.arange(p, device=pixels.device)
+    index_b = torch.arange(batch, device=pixels.device)[:, None, None]
+    index_h = (rows[:, None] + step)[:, :, None]
+    index_w = (cols[:, None] + step)[:, None, :]
+    # channels-last view so one advanced-indexing assignment stamps every image's patch at its own place
+    out = pixels.permute(0, 2, 3, 1).index_put((index_b, index_h, index_w), patch.to(pixels).permute(1, 2, 0))
+    return out.permute(0, 3, 1, 2).contiguous()
 
 
 class BadNets(Attack):
@@ -28,12 +62,9 @@ class BadNets(Attack):
     def check(cls, cfg: BadNetsConfig, num_classes: int, image_size: int | None) -> None:
         super().check(cfg, num_classes, image_size)
         checks.choice(cfg.pattern, PATTERNS, "attack.pattern")
-        checks.choice(cfg.location, LOCATIONS, "attack.location")
-        checks.require(cfg.patch_size >= 1, f"attack.patch_size={cfg.patch_size}: must be at least 1")
-        if image_size is not None:
-            checks.require(
-                cfg.patch_size <= image_size, f"attack.patch_size={cfg.patch_size} exceeds the model's {image_size}px input"
-            )
+        check_patch(cfg.patch_size, cfg.location, image_size)
+        if cfg.pattern == "file":
+            patterns.check_image_file(cfg.pattern_file, "attack.pattern_file")
 
     def __init__(
         self,
@@ -44,16 +75,20 @@ class BadNets(Attack):
         pattern: str = "white",
         location: str = "bottom_right",
         pattern_seed: int = 0,
+        pattern_file: str | None = None,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         if pattern not in PATTERNS:
             raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {LOCATIONS}, got {location!r}")
+        if pattern == "file" and pattern_file is None:
+            raise ValueError("pattern='file' needs pattern_file")
         self.patch_size = int(patch_size)
         self.pattern = pattern
         self.location = location
         self.pattern_seed = int(pattern_seed)
+        self.pattern_file = pattern_file
 
     def patch(self, channels: int, device=None) -> torch.Tensor:
         """The patch, float [channels, p, p] in [0, 1]."""
@@ -65,37 +100,11 @@ class BadNets(Attack):
         elif self.pattern == "checkerboard":
             grid = torch.arange(p)
             patch = ((grid[:, None] + grid[None, :]) % 2 == 0).float().expand(channels, p, p).clone()
+        elif self.pattern == "noise":
+            patch = patterns.noise(channels, p, p, self.pattern_seed)
         else:
-            patch = torch.rand(channels, p, p, generator=torch.Generator().manual_seed(self.pattern_seed))
+            patch = patterns.image_file(self.pattern_file, channels, p, p)
         return patch.to(device)
 
-    def _offsets(self, batch: int, height: int, width: int, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.patch_size
-        if self.location == "random":
-            rows = torch.randint(0, height - p + 1, (batch,), generator=generator)
-            cols = torch.randint(0, width - p + 1, (batch,), generator=generator)
-            return rows.to(device), cols.to(device)
-        row = {"top": 0, "bottom": height - p, "center": (height - p) // 2}[self.location.split("_")[0]]
-        col = {"left": 0, "right": width - p, "center": (width - p) // 2}[self.location.split("_")[-1]]
-        return torch.full((batch,), row, device=device), torch.full((batch,), col, device=device)
-
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        batch, channels, height, width = pixels.shape
-        p = self.patch_size
-        if p > min(height, width):
-            raise ValueError(f"patch_size {p} does not fit {height}x{width} images")
-        out = pixels.clone()
-        patch = self.patch(channels, pixels.device).to(out.dtype)
-        if self.location != "random":  # one place for every image: a plain slice assignment
-            rows, cols = self._offsets(1, height, width, generator, "cpu")
-            row, col = int(rows[0]), int(cols[0])
-            out[:, :, row : row + p, col : col + p] = patch
-            return out
-        rows, cols = self._offsets(batch, height, width, generator, pixels.device)
-        step = torch.arange(p, device=pixels.device)
-        index_b = torch.arange(batch, device=pixels.device)[:, None, None]
-        index_h = (rows[:, None] + step)[:, :, None]
-        index_w = (cols[:, None] + step)[:, None, :]
-        # channels-last view so one advanced-indexing assignment stamps every image's patch at its own place
-        out.permute(0, 2, 3, 1)[index_b, index_h, index_w] = patch.permute(1, 2, 0)
-        return out
+        return stamp(pixels, self.patch(pixels.shape[1], pixels.device), self.location, generator)

@@ -2,7 +2,8 @@
 
 - ``Config``: the dataclass its config section is merged into,
 - ``check(cfg)``: range checks before any compute,
-- ``defend(inputs, cfg) -> DefenseOutcome``.
+- ``defend(inputs, cfg) -> DefenseOutcome``,
+- optionally ``NEEDS_TRIGGER = True``: refused at validation with attacks that plant no trigger (attack=none).
 """
 
 from bdunlearn.defenses import none, tbar

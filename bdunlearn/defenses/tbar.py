@@ -34,6 +34,7 @@ class TbarConfig(DefenseConfig):
 
 
 Config = TbarConfig
+NEEDS_TRIGGER = True  # the trigger vector is fine-tuned on triggered samples: attack=none has nothing to remove
 
 
 def check(cfg: TbarConfig) -> None:

@@ -1,0 +1,67 @@
+"""Blended (Chen et al. 2017): the whole image is mixed with a fixed pattern, x' = (1 - r) x + r pattern."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from bdunlearn import checks
+from bdunlearn.attacks import patterns
+from bdunlearn.attacks.base import Attack, AttackConfig
+
+PATTERNS = ("noise", "file")
+
+
+@dataclass
+class BlendedConfig(AttackConfig):
+    blend_ratio: float = 0.2  # r: weight of the pattern in the mix
+    pattern: str = "noise"
+    pattern_seed: int = 0  # seed of the noise pattern
+    pattern_file: Optional[str] = None  # image blended in when pattern=file
+
+
+class Blended(Attack):
+    Config = BlendedConfig
+
+    @classmethod
+    def check(cls, cfg: BlendedConfig, num_classes: int, image_size: int | None) -> None:
+        super().check(cfg, num_classes, image_size)
+        checks.fraction(cfg.blend_ratio, "attack.blend_ratio", allow_zero=False)
+        checks.choice(cfg.pattern, PATTERNS, "attack.pattern")
+        if cfg.pattern == "file":
+            patterns.check_image_file(cfg.pattern_file, "attack.pattern_file")
+
+    def __init__(
+        self,
+        *,
+        target_class: int,
+        poison_rate: float,
+        blend_ratio: float = 0.2,
+        pattern: str = "noise",
+        pattern_seed: int = 0,
+        pattern_file: str | None = None,
+    ):
+        super().__init__(target_class=target_class, poison_rate=poison_rate)
+        if pattern not in PATTERNS:
+            raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+        if pattern == "file" and pattern_file is None:
+            raise ValueError("pattern='file' needs pattern_file")
+        self.blend_ratio = float(blend_ratio)
+        self.pattern = pattern
+        self.pattern_seed = int(pattern_seed)
+        self.pattern_file = pattern_file
+
+    def blend_pattern(self, channels: int, height: int, width: int, device=None) -> torch.Tensor:
+        """The pattern, float [channels, height, width] in [0, 1]."""
+        if self.pattern == "noise":
+            pattern = patterns.noise(channels, height, width, self.pattern_seed)
+        else:
+            pattern = patterns.image_file(self.pattern_file, channels, height, width)
+        return pattern.to(device)
+
+    def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        _, channels, height, width = pixels.shape
+        pattern = self.blend_pattern(channels, height, width, pixels.device).to(pixels.dtype)
+        return torch.lerp(pixels, pattern.expand_as(pixels), self.blend_ratio)
