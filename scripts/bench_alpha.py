@@ -41,7 +41,7 @@ def main() -> None:
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
     attack = attacks.build(cfg.attack)
-    backdoored, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
+    backdoored, _, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
     tbar, ft = cfg.defense, cfg.finetune
     size = preprocess.image_size
 

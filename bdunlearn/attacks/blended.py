@@ -52,14 +52,18 @@ class Blended(Attack):
         self.pattern = pattern
         self.pattern_seed = int(pattern_seed)
         self.pattern_file = pattern_file
+        self._patterns: dict[tuple, torch.Tensor] = {}  # made once per shape and device, not per batch
 
     def blend_pattern(self, channels: int, height: int, width: int, device=None) -> torch.Tensor:
         """The pattern, float [channels, height, width] in [0, 1]."""
-        if self.pattern == "noise":
-            pattern = patterns.noise(channels, height, width, self.pattern_seed)
-        else:
-            pattern = patterns.image_file(self.pattern_file, channels, height, width)
-        return pattern.to(device)
+        key = (channels, height, width, str(device))
+        if key not in self._patterns:
+            if self.pattern == "noise":
+                pattern = patterns.noise(channels, height, width, self.pattern_seed)
+            else:
+                pattern = patterns.image_file(self.pattern_file, channels, height, width)
+            self._patterns[key] = pattern.to(device)
+        return self._patterns[key]
 
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _, channels, height, width = pixels.shape
