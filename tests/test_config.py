@@ -43,39 +43,11 @@ def test_vit_b32_composes_with_openai_tag(compose):
     assert run.model.name == "ViT-B-32" and run.model.pretrained == "openai" and run.model.pretrain is None
 
 
-@pytest.mark.parametrize(
-    "override,fragment",
-    [
-        ("attack.poison_rate=2", "attack.poison_rate"),
-        ("attack.poison_rate=0", "attack.poison_rate"),
-        ("attack.target_class=10", "attack.target_class"),
-        ("attack.target_class=-1", "attack.target_class"),
-        ("attack.patch_size=17", "attack.patch_size"),
-        ("attack.location=middle", "attack.location"),
-        ("attack.pattern=stripes", "attack.pattern"),
-        ("defense.kappa=1.5", "defense.kappa"),
-        ("defense.alpha_grid=[]", "defense.alpha_grid"),
-        ("defense.alpha_grid=[0.5,-1]", "defense.alpha_grid"),
-        ("defense.num_samples=0", "defense.num_samples"),
-        ("defense.start=middle", "defense.start"),
-        ("defense.lr=0", "defense.lr"),
-        ("finetune.steps=0", "finetune.steps"),
-        ("seed=abc", "seed"),
-        ("device=tpu", "device"),
-        ("logger.wandb.mode=sometimes", "logger.wandb.mode"),
-        ("dataset.splits.val_fraction=0.9", "dataset.splits"),
-        ("dataset.templates=[a photo]", "dataset.templates"),
-        ("backdoored_checkpoint=/nonexistent/model.safetensors", "backdoored_checkpoint"),
-        ("attack_knowledge=unknown", "attack_knowledge"),
-        ("model.name=ViT-Z-99", "ViT-Z-99"),
-    ],
-)
-def test_bad_values_are_refused_with_the_key(compose, override, fragment):
+def test_a_bad_value_is_refused_in_process_with_the_key(compose):
+    # the full catalogue of user mistakes runs through the real command in tests/test_reliability.py
     with pytest.raises(UserError) as excinfo:
-        validate(compose(override))
-    message = str(excinfo.value)
-    assert fragment in message
-    assert "\n" not in message
+        validate(compose("attack.poison_rate=2"))
+    assert "attack.poison_rate" in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 def test_missing_fashion_mnist_names_the_fix(compose, tmp_path):
