@@ -13,12 +13,13 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from bdunlearn.atomic import write_bytes_atomic, write_text_atomic
 
 ASR_GOAL = 0.9  # what a default attack must reach on the default data and model
 REMOVED = 0.1  # a defended ASR below this counts as "backdoor removed"
@@ -129,10 +130,9 @@ def write_table(sweep_dir: Path, out: Path, previews: Path | None) -> None:
             source = group[0][2] / "triggers.png"
             if source.is_file():
                 target = previews / f"triggers_{name}.png"
-                shutil.copyfile(source, target)
+                write_bytes_atomic(target, source.read_bytes())
                 lines.append(f"![{name}]({os.path.relpath(target, out.parent)})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"wrote {out} ({len(ok)} runs, {len(failed)} failed)")
 
 
