@@ -159,6 +159,15 @@ def _check_model(cfg: ModelConfig) -> int | None:
         checks.require(cfg.pretrain is not None, f"model {cfg.name}: set model.pretrained to an open_clip tag or give a model.pretrain recipe")
         checks.require(len(cfg.pretrain.corpus) > 0, "model.pretrain.corpus is empty; name at least one dataset")
         checks.optim(cfg.pretrain, "model.pretrain")
+    else:
+        import open_clip  # only for published weights: listing their tags needs the library
+
+        tags = open_clip.list_pretrained_tags_by_model(cfg.name)
+        checks.require(
+            cfg.pretrained in tags,
+            f"model.pretrained={cfg.pretrained!r}: open_clip has no such tag for {cfg.name}; "
+            f"choose one of {', '.join(tags) or '(none)'} or set model.pretrained=null",
+        )
     size = arch["vision_cfg"].get("image_size")
     return size if isinstance(size, int) else None
 

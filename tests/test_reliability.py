@@ -42,6 +42,7 @@ BAD_VALUES = [
     ("dataset.templates=[a photo]", "placeholder"),
     ("attack_knowledge=unknown", "attack_knowledge"),
     ("model.name=ViT-Z-99", "ViT-Z-99"),
+    ("model.pretrained=foo", "no such tag"),
     ("dataset=nope", "unknown dataset 'nope'"),
     ("attack=nope", "unknown attack 'nope'"),
     ("defense=nope", "unknown defense 'nope'"),

@@ -55,20 +55,13 @@ def state_shapes(name: str) -> dict[str, tuple[int, ...]]:
 def create_pretrained(name: str, tag: str, cache_dir: str | None, device: torch.device | str = "cpu") -> nn.Module:
     """An open_clip model with published weights ``tag`` (downloads them on first use)."""
     architecture(name)
-    tags = open_clip.list_pretrained_tags_by_model(name)
-    if tag not in tags:
-        raise UserError(
-            f"open_clip has no pretrained tag {tag!r} for {name}; choose one of {', '.join(tags) or '(none)'} "
-            "or set model.pretrained=null"
-        )
     try:
         return open_clip.create_model(name, pretrained=tag, device=device, cache_dir=cache_dir)
     except Exception as exc:  # network, hub or file errors all mean "the weights are not here"
         raise UserError(
-            f"could not obtain open_clip weights {name}/{tag} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-            "on a machine without internet pre-download them into model.cache_dir "
-            "(python -c \"import open_clip; open_clip.create_model('"
-            f"{name}', pretrained='{tag}')\") or pass backdoored_checkpoint=PATH"
+            f"could not obtain open_clip weights {name}/{tag} ({type(exc).__name__}; no internet?): download them "
+            f"once where there is internet (python -c \"import open_clip; open_clip.create_model('{name}', "
+            f"pretrained='{tag}')\") and copy the Hugging Face cache here, or point model.cache_dir at a copy"
         ) from exc
 
 
