@@ -27,8 +27,7 @@ MAX_PREFLIGHT_RUNS = 512
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _composition_error(exc: Exception) -> UserError:
@@ -116,9 +115,7 @@ def _check_writable(directory: str, key: str) -> None:
 
 
 class RunFailed(Exception):
-    def __init__(self, message: str, run_dir: Path):
-        super().__init__(message)
-        self.run_dir = run_dir
+    """A run that started and then failed; its record says ``failed`` and why."""
 
 
 def execute(cfg: RunConfig, run_dir: Path) -> dict:
@@ -142,10 +139,10 @@ def execute(cfg: RunConfig, run_dir: Path) -> dict:
         if isinstance(exc, UserError):
             raise
         if isinstance(exc, TrainingDiverged):
-            raise RunFailed(_one_line(exc), run_dir) from exc
+            raise RunFailed(_one_line(exc)) from exc
         if isinstance(exc, Exception):
             write_text_atomic(run_dir / "traceback.txt", "".join(traceback.format_exception(exc)))
-            raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})", run_dir) from exc
+            raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})") from exc
         raise
     path = write_record(run_dir, record)
     tracker.finish()
