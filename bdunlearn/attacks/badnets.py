@@ -61,10 +61,8 @@ class BadNets(Attack):
     @classmethod
     def check(cls, cfg: BadNetsConfig, num_classes: int, image_size: int | None) -> None:
         super().check(cfg, num_classes, image_size)
-        checks.choice(cfg.pattern, PATTERNS, "attack.pattern")
+        patterns.check_choice(cfg.pattern, cfg.pattern_file, PATTERNS)
         check_patch(cfg.patch_size, cfg.location, image_size)
-        if cfg.pattern == "file":
-            patterns.check_image_file(cfg.pattern_file, "attack.pattern_file")
 
     def __init__(
         self,
@@ -78,12 +76,9 @@ class BadNets(Attack):
         pattern_file: str | None = None,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
-        if pattern not in PATTERNS:
-            raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+        patterns.require_arguments(pattern, pattern_file, PATTERNS)
         if location not in LOCATIONS:
             raise ValueError(f"location must be one of {LOCATIONS}, got {location!r}")
-        if pattern == "file" and pattern_file is None:
-            raise ValueError("pattern='file' needs pattern_file")
         self.patch_size = int(patch_size)
         self.pattern = pattern
         self.location = location

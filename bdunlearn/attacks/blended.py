@@ -29,9 +29,7 @@ class Blended(Attack):
     def check(cls, cfg: BlendedConfig, num_classes: int, image_size: int | None) -> None:
         super().check(cfg, num_classes, image_size)
         checks.fraction(cfg.blend_ratio, "attack.blend_ratio", allow_zero=False)
-        checks.choice(cfg.pattern, PATTERNS, "attack.pattern")
-        if cfg.pattern == "file":
-            patterns.check_image_file(cfg.pattern_file, "attack.pattern_file")
+        patterns.check_choice(cfg.pattern, cfg.pattern_file, PATTERNS)
 
     def __init__(
         self,
@@ -44,10 +42,7 @@ class Blended(Attack):
         pattern_file: str | None = None,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
-        if pattern not in PATTERNS:
-            raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
-        if pattern == "file" and pattern_file is None:
-            raise ValueError("pattern='file' needs pattern_file")
+        patterns.require_arguments(pattern, pattern_file, PATTERNS)
         self.blend_ratio = float(blend_ratio)
         self.pattern = pattern
         self.pattern_seed = int(pattern_seed)

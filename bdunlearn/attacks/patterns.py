@@ -16,6 +16,21 @@ def noise(channels: int, height: int, width: int, seed: int) -> torch.Tensor:
     return torch.rand(channels, height, width, generator=torch.Generator().manual_seed(seed))
 
 
+def check_choice(pattern: str, pattern_file: str | None, options: tuple[str, ...]) -> None:
+    """Config check of an attack's ``pattern`` / ``pattern_file`` pair (one-line UserError)."""
+    checks.choice(pattern, options, "attack.pattern")
+    if pattern == "file":
+        check_image_file(pattern_file, "attack.pattern_file")
+
+
+def require_arguments(pattern: str, pattern_file: str | None, options: tuple[str, ...]) -> None:
+    """Constructor check of the same pair, for attacks built in code (ValueError)."""
+    if pattern not in options:
+        raise ValueError(f"pattern must be one of {options}, got {pattern!r}")
+    if pattern == "file" and pattern_file is None:
+        raise ValueError("pattern='file' needs pattern_file")
+
+
 def check_image_file(path: str | None, key: str) -> None:
     """One-line UserError unless ``path`` names an image PIL can open."""
     checks.require(path is not None, f"{key} is not set; give the path of an image file")
