@@ -68,6 +68,47 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: floa
 
 
 @dataclass
+class Sam:
+    """Sharpness-aware minimisation: each step first moves the weights by ``rho`` along the loss gradient
+    (scaled per weight by |w| + 0.01 when ``adaptive``, as ASAM), then takes the optimizer step with the gradient
+    found there, from the original weights."""
+
+    rho: float
+    adaptive: bool = False
+
+
+ASAM_ETA = 0.01  # keeps weights at zero perturbable (Kwon et al., 2021)
+
+
+@torch.no_grad()
+def sam_ascent(params: list[nn.Parameter], rho: float, adaptive: bool = False) -> list[torch.Tensor | None]:
+    """Move ``params`` in place to the (approximate) worst point within radius ``rho``; returns each move.
+
+    Plain SAM: e = rho * g / ||g|| (global L2 norm over all gradients). Adaptive (ASAM): with T = |w| + 0.01
+    per weight, e = rho * T^2 g / ||T g||, so that ||e / T|| = rho.
+    """
+    scales = [p.abs() + ASAM_ETA if adaptive else None for p in params]
+    scaled = [(g * t if t is not None else g) if (g := p.grad) is not None else None for p, t in zip(params, scales, strict=True)]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in scaled if g is not None]))
+    moves = []
+    for p, g, t in zip(params, scaled, scales, strict=True):
+        if g is None:
+            moves.append(None)
+            continue
+        e = (g * t if t is not None else g) * (rho / (norm + 1e-12))
+        p.add_(e)
+        moves.append(e)
+    return moves
+
+
+@torch.no_grad()
+def _undo(params: list[nn.Parameter], moves: list[torch.Tensor | None]) -> None:
+    for p, e in zip(params, moves, strict=True):
+        if e is not None:
+            p.sub_(e)
+
+
+@dataclass
 class Resume:
     """Where a fine-tune keeps its resumable state, and how often (in steps) it is saved."""
 
@@ -134,6 +175,7 @@ def fit(
     generator: torch.Generator | None = None,
     resume: Resume | None = None,
     precision: Precision = FP32,
+    sam: Sam | None = None,
 ) -> TrainResult:
     """AdamW with linear warm-up and cosine decay for ``settings.steps`` steps of ``loss_fn(schedule(step))``.
 
@@ -142,11 +184,12 @@ def fit(
     steps, and a fine-tune started again continues from the last save to the same result as an
     uninterrupted one. The loss is computed under ``precision``'s autocast (bf16 on GPUs by default); the
     backward pass and the AdamW update run outside it, on fp32 weights. A NaN/inf loss raises TrainingDiverged
-    naming the step.
+    naming the step. With ``sam``, every step takes two forward/backward passes on the same batch indices
+    (sharpness-aware minimisation); the recorded loss is the one at the unperturbed weights.
     """
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
-    fingerprint = json.dumps(asdict(settings), sort_keys=True)
+    fingerprint = json.dumps({**asdict(settings), "sam": asdict(sam) if sam else None}, sort_keys=True)
     first, losses = _load_state(resume, params, optimizer, scheduler, generator, fingerprint) if resume else (0, [])
     pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per chunk, not per step)
 
@@ -163,10 +206,17 @@ def fit(
     start = time.perf_counter()
     progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
     for step in progress:
+        batch = schedule(step)
         with precision.autocast():
-            loss = loss_fn(schedule(step))
+            loss = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if sam is not None:
+            moves = sam_ascent(params, sam.rho, sam.adaptive)
+            optimizer.zero_grad(set_to_none=True)
+            with precision.autocast():
+                loss_fn(batch).backward()
+            _undo(params, moves)
         optimizer.step()
         scheduler.step()
         pending.append(loss.detach())
@@ -214,16 +264,35 @@ def finetune_classifier(
     resume: Resume | None = None,
     precision: Precision = FP32,
     compile_model: bool = False,
+    sam: Sam | None = None,
 ) -> TrainResult:
     """Supervised fine-tuning of ``params`` with the classifier's frozen head (optionally ``torch.compile``d)."""
     generator = torch.Generator().manual_seed(seed)
-    schedule = BatchSchedule(len(data), settings.batch_size, seed, device=data.labels.device)
-    classifier.train()
     model = torch.compile(classifier) if compile_model else classifier
     loss_fn = classification_loss(model, data, attack, image_size, generator)
-    result = fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume, precision=precision)
-    classifier.eval()
-    return result
+    return fit_classifier(classifier, params, loss_fn, len(data), settings, seed, desc, generator, resume, precision, sam)
+
+
+def fit_classifier(
+    classifier: nn.Module,
+    params: list[nn.Parameter],
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    num_samples: int,
+    settings: OptimSettings,
+    seed: int,
+    desc: str,
+    generator: torch.Generator,
+    resume: Resume | None = None,
+    precision: Precision = FP32,
+    sam: Sam | None = None,
+) -> TrainResult:
+    """``fit`` over ``num_samples`` indexed samples with the classifier in training mode, back in eval mode after."""
+    schedule = BatchSchedule(num_samples, settings.batch_size, seed, device=classifier.head.device)
+    classifier.train()
+    try:
+        return fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume, precision=precision, sam=sam)
+    finally:
+        classifier.eval()
 
 
 def contrastive_loss(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
-import torch
 from tqdm.auto import tqdm
 
 from bdunlearn import checks, task_vectors
 from bdunlearn.data.poison import triggered_target_set
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
+from bdunlearn.defenses.finetuning import draw_samples
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import evaluate
 from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
@@ -84,9 +84,7 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
 def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     if cfg.start == "pretrained" and inputs.pretrained is None:
         raise UserError("defense.start=pretrained needs theta_pre, which this run does not have")
-    generator = torch.Generator().manual_seed(inputs.seed)
-    chosen = torch.randperm(len(inputs.pool), generator=generator)[: cfg.num_samples]
-    samples = inputs.pool.subset(chosen)
+    samples = draw_samples(inputs.pool, cfg.num_samples, inputs.seed)
     clean_count = int(round(cfg.clean_fraction * len(samples)))
     data = triggered_target_set(samples, inputs.target_class, clean_count)
 

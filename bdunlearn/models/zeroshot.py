@@ -35,6 +35,9 @@ class ZeroShotClassifier(nn.Module):
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(preprocess.std).view(1, -1, 1, 1), persistent=False)
 
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image embeddings of pixel-space images in [0, 1]."""
+        return F.normalize(self.clip.encode_image((pixels - self.mean) / self.std), dim=-1)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        features = self.clip.encode_image((pixels - self.mean) / self.std)
-        return F.normalize(features, dim=-1) @ self.head.T
+        return self.image_features(pixels) @ self.head.T
