@@ -24,6 +24,30 @@ from bdunlearn.errors import TrainingDiverged, UserError
 
 log = logging.getLogger("bdunlearn")
 MAX_PREFLIGHT_RUNS = 512
+MAX_SWEEP_NAME = 80
+
+
+def sweep_name(task_overrides: list[str]) -> str:
+    """A sweep's directory name made from its command-line overrides, so that the same command finds the same
+    directory again (and skips the runs already done there)."""
+    name = "_".join(task_overrides) or "default"
+    name = "".join(c if c.isalnum() or c in "=,.+-_" else "-" for c in name)
+    if len(name) > MAX_SWEEP_NAME:
+        from bdunlearn.config import stable_hash
+
+        name = f"{name[: MAX_SWEEP_NAME - 9]}-{stable_hash(name, 8)}"
+    return name
+
+
+def with_sweep_dir(argv: list[str]) -> list[str]:
+    """``argv`` plus ``hydra.sweep.dir=multirun/<sweep name>`` for a sweep that does not set its directory."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if not args.multirun or any(o.startswith("hydra.sweep.dir=") for o in args.overrides):
+        return argv
+    task = [o for o in args.overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
+    return [*argv, f"hydra.sweep.dir='multirun/{sweep_name(task)}'"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -83,17 +107,34 @@ def preflight(argv: list[str]) -> None:
         raise _composition_error(exc) from exc
     output_dirs = set()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bdunlearn"):
+        if args.multirun:
+            try:
+                runs = _expand(args.overrides + _config_sweeps(runs[0], args.overrides), multirun=True)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise _composition_error(exc) from exc
         for overrides in runs:
             try:
                 cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+                output_dirs.add(str(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir))
                 with open_dict(cfg):
-                    hydra_cfg = cfg.pop("hydra")
-                output_dirs.add(str(hydra_cfg.sweep.dir if args.multirun else hydra_cfg.run.dir))
+                    cfg.pop("hydra")
             except (HydraException, OmegaConfBaseException) as exc:
                 raise _composition_error(exc) from exc
             validate(cfg)
     for directory in output_dirs:
         _check_writable(directory, "hydra.sweep.dir" if args.multirun else "hydra.run.dir")
+
+
+def _config_sweeps(first_run: list[str], command_line: list[str]) -> list[str]:
+    """Sweeps a config defines in ``hydra.sweeper.params`` (an experiment's grid) for keys the command line
+    leaves alone; as Hydra's sweeper does, the command line wins."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose(config_name="config", overrides=first_run, return_hydra_config=True)
+    params = cfg.hydra.sweeper.get("params") or {}
+    given = {o.get_key_element() for o in OverridesParser.create().parse_overrides(command_line)}
+    return [f"{key}={value}" for key, value in params.items() if key not in given]
 
 
 def _check_writable(directory: str, key: str) -> None:
@@ -112,6 +153,20 @@ def _check_writable(directory: str, key: str) -> None:
         raise UserError(
             f"cannot write the output directory {path} ({exc.strerror} in {ancestor}); set {key}=DIR to a writable place"
         ) from exc
+
+
+def completed_record(cfg: RunConfig, run_dir: Path) -> dict | None:
+    """The run dir's record if it says ``ok`` for exactly this config (same ``config_hash``), else None."""
+    import json
+
+    from bdunlearn.config import scientific_view, stable_hash
+
+    try:
+        record = json.loads((run_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = record.get("config_hash") == stable_hash(scientific_view(cfg))
+    return record if record.get("status") == "ok" and same else None
 
 
 class RunFailed(Exception):
@@ -159,7 +214,13 @@ def _app(cfg: DictConfig) -> dict | None:
     # Failures are reported here, one line each, rather than raised: a raised error would make Hydra print
     # its own lines and, in a sweep, stop the runs after it.
     try:
-        return execute(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
+        run = validate(cfg)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        done = completed_record(run, run_dir) if run.skip_completed else None
+        if done is not None:
+            log.info("skipped: %s already holds this run's ok record (skip_completed=false runs it again)", run_dir)
+            return done
+        return execute(run, run_dir)
     except UserError as exc:
         print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
         _FAILURES.append(2)
@@ -171,6 +232,7 @@ def _app(cfg: DictConfig) -> dict | None:
 
 def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach main() so they are reported in one line
+    sys.argv[1:] = with_sweep_dir(sys.argv[1:])
     try:
         preflight(sys.argv[1:])
         _app()

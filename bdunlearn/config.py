@@ -112,6 +112,7 @@ class RunConfig:
     attack_knowledge: str = "known"
     backdoored_checkpoint: Optional[str] = None
     use_cache: bool = True
+    skip_completed: bool = True  # a run whose run dir already holds its ok record is not run again
     checkpoint_every: int = 100  # save resumable training state every N steps (0: never)
     eval_batch_size: int = 512
 
@@ -120,7 +121,7 @@ DEVICES = ("auto", "cpu", "cuda")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # The parts of a run config that do not change any number the run produces.
-NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "checkpoint_every", "eval_batch_size", "device", "compile")
+NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "skip_completed", "checkpoint_every", "eval_batch_size", "device", "compile")
 
 
 def _typed(node: Any, schema: type, where: str):
