@@ -153,6 +153,18 @@ def backdoored_spec(cfg: RunConfig) -> dict:
     }
 
 
+def handed_spec(cfg: RunConfig) -> dict:
+    """What identifies a handed theta_b: the file's content, and the data and trigger the defense works with."""
+    from bdunlearn.cache import sha256_of
+
+    return {
+        "checkpoint_sha256": sha256_of(Path(cfg.backdoored_checkpoint).expanduser()),
+        "pretrained": pretrained_spec(cfg),
+        "dataset": dataset_spec(cfg),
+        "attack": vars(cfg.attack),
+    }
+
+
 def _precision_name(cfg: RunConfig) -> str:
     """The precision training actually runs in (part of what determines cached weights)."""
     return resolve_precision(cfg.precision, resolve_device(cfg.device)).name
@@ -278,7 +290,8 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     inputs = DefenseInputs(
         classifier=classifier, backdoored=backdoored_state, pretrained=pretrained_state, pool=splits.defense,
         val=splits.val, attack=attack, target_class=cfg.attack.target_class, image_size=preprocess.image_size,
-        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, precision=precision,
+        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, precision=precision, cache=cache,
+        backdoored_spec=handed_spec(cfg) if handed is not None else backdoored_spec(cfg),
     )  # fmt: skip
     started = time.perf_counter()
     outcome = defenses.REGISTRY[cfg.defense.name].defend(inputs, cfg.defense)
@@ -290,6 +303,9 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     record.update(evaluator(outcome.state).as_dict())
     backdoored_ca = record["clean_acc_backdoored"]
     record["clean_acc_retained"] = record["clean_acc"] / backdoored_ca if backdoored_ca else None
+    for key in ("trigger_vector_from_cache", "trigger_finetune_seconds"):
+        if key in outcome.extras:
+            record[key] = outcome.extras[key]
     if "trigger_vector" in outcome.extras:
         attack_vector = task_vectors.subtract({k: backdoored_state[k] for k in outcome.extras["trigger_vector"]}, pretrained_state)
         record["cosine_trigger_attack"] = task_vectors.cosine(outcome.extras["trigger_vector"], attack_vector)

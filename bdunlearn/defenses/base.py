@@ -13,6 +13,7 @@ from bdunlearn.runtime import Precision
 from bdunlearn.task_vectors import StateDict
 
 if TYPE_CHECKING:  # open_clip is slow to import; config validation should not need it
+    from bdunlearn.cache import ArtifactCache
     from bdunlearn.models.zeroshot import ZeroShotClassifier
 
 
@@ -35,6 +36,8 @@ class DefenseInputs:
     eval_batch_size: int
     seed: int
     precision: Precision = field(default_factory=Precision)
+    cache: ArtifactCache | None = None  # for a defense's own expensive artifacts (TBAR's trigger vector)
+    backdoored_spec: dict | None = None  # what determines theta_b (part of those artifacts' cache keys)
 
 
 @dataclass

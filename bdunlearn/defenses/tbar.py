@@ -81,9 +81,23 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
     return curve
 
 
-def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
-    if cfg.start == "pretrained" and inputs.pretrained is None:
-        raise UserError("defense.start=pretrained needs theta_pre, which this run does not have")
+# The settings that shape the trigger vector (the alpha grid and kappa only choose how much of it to subtract).
+VECTOR_KEYS = ("num_samples", "clean_fraction", "start", "params", "steps", "batch_size", "lr", "weight_decay", "warmup_steps")
+
+
+def trigger_vector_spec(inputs: DefenseInputs, cfg: TbarConfig) -> dict:
+    return {
+        "backdoored": inputs.backdoored_spec,
+        "tbar": {key: getattr(cfg, key) for key in VECTOR_KEYS},
+        "target_class": inputs.target_class,
+        "seed": inputs.seed,
+        "precision": inputs.precision.name,
+    }
+
+
+def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[task_vectors.StateDict, dict]:
+    """tau_t = theta_b' - theta_start, theta_b' fine-tuned from ``cfg.start`` on triggered samples labelled with
+    the target class; with metadata (samples, seconds, final loss)."""
     samples = draw_samples(inputs.pool, cfg.num_samples, inputs.seed)
     clean_count = int(round(cfg.clean_fraction * len(samples)))
     data = triggered_target_set(samples, inputs.target_class, clean_count)
@@ -98,7 +112,21 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
         seed=inputs.seed, desc="tbar: trigger fine-tune", precision=inputs.precision,
     )  # fmt: skip
     finetuned = clip.state_dict()
-    trigger_vector = task_vectors.subtract({k: finetuned[k] for k in params}, start)
+    vector = task_vectors.subtract({k: finetuned[k] for k in params}, start)
+    return vector, {"samples": len(samples), "seconds": result.seconds, "final_loss": result.final_loss}
+
+
+def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
+    if cfg.start == "pretrained" and inputs.pretrained is None:
+        raise UserError("defense.start=pretrained needs theta_pre, which this run does not have")
+    if inputs.cache is not None and inputs.backdoored_spec is not None:
+        vector, meta, from_cache = inputs.cache.get_or_build(
+            "trigger_vector", trigger_vector_spec(inputs, cfg), lambda: estimate_trigger_vector(inputs, cfg)
+        )
+    else:
+        (vector, meta), from_cache = estimate_trigger_vector(inputs, cfg), False
+    device = inputs.backdoored[next(iter(vector))].device
+    trigger_vector = {k: v.to(device) for k, v in vector.items()}
 
     curve = alpha_scan(inputs, trigger_vector, cfg.alpha_grid)
     chosen_point = select_alpha(curve, cfg.kappa)
@@ -106,10 +134,13 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
         "tbar: alpha=%g (val CA %.3f, val ASR %.3f); |tau_t|=%.4f",
         chosen_point.alpha, chosen_point.val_clean_acc, chosen_point.val_asr, task_vectors.norm(trigger_vector),
     )  # fmt: skip
-    extras = {"trigger_vector": trigger_vector, "trigger_finetune_seconds": result.seconds, "trigger_finetune_loss": result.final_loss}
+    extras = {
+        "trigger_vector": trigger_vector, "trigger_vector_from_cache": from_cache,
+        "trigger_finetune_seconds": meta["seconds"], "trigger_finetune_loss": meta["final_loss"],
+    }  # fmt: skip
     return DefenseOutcome(
         state=task_vectors.add(inputs.backdoored, trigger_vector, -chosen_point.alpha),
-        samples=len(samples),
+        samples=meta["samples"],
         alpha=chosen_point.alpha,
         alpha_curve=[asdict(p) for p in curve],
         extras=extras,
