@@ -139,3 +139,10 @@ def to_latex(wide: pd.DataFrame) -> str:
         lines.append(" & ".join([_tex(k) for k in keys] + [_tex(v if isinstance(v, str) else "–") for v in row]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def sweep_command(sweep_dir: str | Path) -> str:
+    """The command line that produced a sweep, rebuilt from Hydra's ``multirun.yaml``."""
+    overrides = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.overrides
+    hydra = [o for o in overrides.hydra if not o.startswith("hydra.mode=")]
+    return " ".join(["bdunlearn", "-m", *overrides.task, *hydra])

@@ -12,7 +12,7 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
+import sys
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +20,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bdunlearn.atomic import write_bytes_atomic, write_text_atomic
+from bdunlearn.tables import sweep_command
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402
 
 ASR_GOAL = 0.9  # what a default attack must reach on the default data and model
 REMOVED = 0.1  # a defended ASR below this counts as "backdoor removed"
@@ -33,24 +37,6 @@ METRICS = (
     ("alpha", "α"),
     ("cosine_trigger_attack", "cos(τ_t, θ_b − θ_pre)"),
 )
-
-
-def sweep_command(sweep_dir: Path) -> str:
-    """The command line that produced the sweep, rebuilt from Hydra's ``multirun.yaml``."""
-    overrides = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
-    hydra = [o for o in overrides.hydra if not o.startswith("hydra.mode=")]
-    return " ".join(["bdunlearn", "-m", *overrides.task, *hydra])
-
-
-def hardware() -> str:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-        platform.processor() or "unknown CPU",
-    ) if Path("/proc/cpuinfo").is_file() else platform.processor()
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()}-core CPU ({model}), {gpu}"
 
 
 def load_runs(sweep_dir: Path) -> list[tuple[dict, dict, Path]]:
@@ -100,7 +86,7 @@ def write_table(sweep_dir: Path, out: Path, previews: Path | None) -> None:
         "",
         f"- command (as Hydra recorded it in `multirun.yaml`): `{sweep_command(sweep_dir)}`",
         f"- sweep finished: {dt.datetime.fromtimestamp(finished, dt.timezone.utc):%Y-%m-%d %H:%M} UTC" if finished else "- no runs",
-        f"- hardware: {hardware()}",
+        f"- hardware: {describe()}",
         "- data and model: the embedded default (tiny CLIP pretrained here, scikit-learn digits at 16×16), "
         "`finetune.*` and `defense.*` at their defaults; target class 0",
         f"- values: mean ± std over seeds; ASR goal for a planted backdoor: ≥ {ASR_GOAL}",
