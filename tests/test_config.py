@@ -54,3 +54,28 @@ def test_missing_fashion_mnist_names_the_fix(compose, tmp_path):
     cfg = compose("dataset=fashion_mnist", f"dataset.root={tmp_path}", f"dataset.source_dir={tmp_path / 'none'}")
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
         validate(cfg)
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_grid_point_validates_before_a_sweep(name, tmp_path, compose):
+    from bdunlearn.cli import preflight
+
+    cfg = compose(f"experiment={name}")
+    if cfg.dataset.source_dir and not Path(cfg.dataset.source_dir).is_dir():
+        pytest.skip(f"{cfg.dataset.name} not installed")
+    preflight(["-m", f"experiment={name}", f"hydra.sweep.dir={tmp_path / 'sweep'}"])  # raises UserError on any bad point
+    with pytest.raises(UserError, match="defense.num_samples=99999"):
+        preflight(["-m", f"experiment={name}", "defense.num_samples=99999", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+
+
+def test_the_slurm_launcher_preset_composes_on_top_of_submitit():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
+        cfg = hydra_compose(
+            config_name="config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism) == ("gpu", 1, 32)
