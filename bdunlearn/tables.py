@@ -23,6 +23,20 @@ LABELS = {
 }  # fmt: skip
 
 
+# Rows in the order a reader expects (the reference first, then TBAR, then the baselines); others after, sorted.
+ORDER = {
+    "defense": ("none", "tbar", "finetune", "ft_sam", "cleanclip", "par"),
+    "attack": ("none", "badnets", "blended", "wanet", "sig", "badclip"),
+}
+
+
+def _order_key(index: pd.Index) -> pd.Index:
+    order = ORDER.get(index.name)
+    if order is None:
+        return index
+    return index.map(lambda v: f"{order.index(v):03d}" if v in order else f"999{v}")
+
+
 def record_paths(sources: Iterable[str]) -> list[Path]:
     """Every ``result.json`` under each source: a run dir, a sweep dir, a glob of either, or a record file."""
     found: list[Path] = []
@@ -91,6 +105,7 @@ def pivot(long: pd.DataFrame, rows: Sequence[str], cols: Sequence[str], metrics:
     long = long.assign(cell=[mean_std(m, s, int(n), digits) for m, s, n in zip(long["mean"], long["std"], long["count"])])
     long["metric"] = pd.Categorical(long["metric"], categories=list(metrics), ordered=True)
     wide = long.pivot_table(index=list(rows), columns=[*cols, "metric"], values="cell", aggfunc="first", observed=True)
+    wide = wide.sort_index(key=_order_key)
     return wide.sort_index(axis=1, level=list(range(len(cols))), sort_remaining=False) if cols else wide
 
 

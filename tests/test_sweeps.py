@@ -112,7 +112,9 @@ def test_make_tables_rows_and_numbers_match_the_records(tmp_path):
         [sys.executable, str(REPO / "scripts" / "make_tables.py"), str(runs), "--out", str(out)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    lines = (out / "table.md").read_text().splitlines()
+    text = (out / "table.md").read_text()
+    assert text.startswith("Made by `python scripts/make_tables.py ") and "from 5 ok run records" in text
+    lines = text.split("\n\n", 1)[1].splitlines()
     assert lines[0] == "| attack | defense | digits CA | digits ASR |"
     assert lines[2:] == [
         "| badnets | none | 0.940 ± 0.014 | 0.990 ± 0.014 |",
@@ -129,7 +131,7 @@ def test_make_tables_rows_and_numbers_match_the_records(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert pivoted.returncode == 0, pivoted.stderr
-    assert (out / "budget.md").read_text().splitlines()[2:] == ["| none | 0.990 ± 0.014 |", "| tbar | 0.300 ± 0.200 |"]
+    assert (out / "budget.md").read_text().split("\n\n", 1)[1].splitlines()[2:] == ["| none | 0.990 ± 0.014 |", "| tbar | 0.300 ± 0.200 |"]
 
     bad = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_tables.py"), str(runs), "--pivot", "attack/nope"], capture_output=True, text=True, timeout=120
