@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 import subprocess
 import sys
@@ -37,6 +38,13 @@ GPU_ROWS = [
 ]
 
 
+def threads() -> int:
+    """Intra-op threads the bench processes get (they inherit this environment, OMP_NUM_THREADS included)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def meets(value: float, goal: str) -> bool | None:
     """Whether ``value`` meets a goal written as ">= x" or "< x" (None for a row without a goal)."""
     kind, _, bound = goal.partition(" ")
@@ -57,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/benchmarks.md")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run began
     outputs: dict[tuple[str, ...], str] = {}
     rows, logs, measured = [], [], []
     for command, key, goal, what in BENCHES:
@@ -70,7 +79,8 @@ def main() -> None:
     text = "\n".join([
         "# Benchmarks",
         "",
-        f"Produced by `python scripts/benchmarks_report.py` on {datetime.date.today()}: {describe()}.",
+        f"Produced by `python scripts/benchmarks_report.py` on {datetime.date.today()}: {describe()};",
+        f"{threads()} torch thread(s) per process; 1-minute load average {load:.1f} when it started.",
         "Each figure is a ratio measured side by side in one process (repeats alternate between the two sides).",
         "",
         "| figure | measured | goal | command |",
@@ -84,9 +94,9 @@ def main() -> None:
         "float batch they build anyway, against a per-image PIL pipeline (to PIL, trigger, back to a tensor) on the",
         "same batch; both sides produce the same triggered batch (checked before timing). BadNets writes only its",
         "patch; Blended reads and writes every pixel once (one `lerp_` pass), so at 224x224 it is bound by memory",
-        "bandwidth. The rows without a goal start both sides from stored uint8 images and so also charge the",
-        "conversion to float pixels, a full pass over a newly allocated batch that the trigger rows leave out of",
-        "the batched side. All timings come from a 2-core machine shared with other jobs, so ratios move between",
+        "bandwidth. The rows without a goal start both sides from stored uint8 images, so they also charge the",
+        "conversion to float pixels (`to_pixels`, which allocates the batch), work that the trigger rows leave out",
+        "of the batched side. All timings come from a 2-core machine shared with other jobs, so ratios move between",
         "runs, most at 32x32 where a batched call takes well under a millisecond.",
         "",
         "## Output",
