@@ -41,7 +41,7 @@ def predict(
     for index in index_batches(len(images), batch_size):
         pixels = to_pixels(images[index.to(images.device)], image_size)
         if attack is not None:
-            pixels = attack.apply(pixels, generator)
+            attack.apply_(pixels, generator)  # to_pixels made a fresh batch
         with precision.autocast():
             preds.append(classifier(pixels).argmax(dim=-1))
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=images.device)

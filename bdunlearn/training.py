@@ -240,9 +240,8 @@ def classification_loss(
 
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
         pixels = to_pixels(data.images[index], image_size)
-        flagged = data.triggered[index]
-        if attack is not None and bool(flagged.any()):
-            pixels[flagged] = attack.apply(pixels[flagged], generator)
+        if attack is not None:
+            attack.apply_where_(pixels, data.triggered[index], generator)
         if attack is not None and data.cross is not None:
             crossed = data.cross[index]
             if bool(crossed.any()):

@@ -91,13 +91,13 @@ def loader_rate(data: TriggerableSet, image_size: int, batch_size: int, steps: i
     attack = BadNets(target_class=0, poison_rate=0.1)
     schedule = BatchSchedule(len(data), batch_size, seed=0, device=device)
     generator = torch.Generator().manual_seed(0)
+    flagged = torch.arange(batch_size, device=device) < max(1, batch_size // 10)
     sync(device)
     start = time.perf_counter()
     for step in range(steps):
         index = schedule(step)
         pixels = to_pixels(data.images[index], image_size)
-        flagged = slice(0, max(1, batch_size // 10))
-        pixels[flagged] = attack.apply(pixels[flagged], generator)
+        attack.apply_where_(pixels, flagged, generator)
     sync(device)
     return steps * batch_size / (time.perf_counter() - start)
 

@@ -71,6 +71,70 @@ def test_triggers_run_on_the_gpu_and_match_the_cpu(name):
     on_gpu = attack.apply(x.cuda(), torch.Generator().manual_seed(0))
     assert on_gpu.is_cuda
     torch.testing.assert_close(on_gpu.cpu(), attack.apply(x, torch.Generator().manual_seed(0)), atol=1e-5, rtol=0)
+    assert torch.equal(attack.apply_(x.cuda(), torch.Generator().manual_seed(0)), on_gpu)
+
+
+# --- in place: apply_ and apply_where_ give apply's pixels ---------------------------------------------------
+
+WITH_NONE = {**TRIGGERED, "none": lambda: NoAttack(target_class=0, poison_rate=0.0)}
+
+
+def _allocated_bytes(fn) -> int:
+    """Bytes of CPU memory allocated while ``fn`` runs (torch's profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return sum(event.cpu_memory_usage for event in prof.events() if event.cpu_memory_usage > 0)
+
+
+@pytest.mark.parametrize("name", sorted(WITH_NONE))
+def test_in_place_trigger_equals_the_pure_one(name):
+    attack = WITH_NONE[name]()
+    for dtype in (torch.float32, torch.float64):
+        x = _images(dtype=dtype)
+        expected = attack.apply(x, torch.Generator().manual_seed(3))
+        out = attack.apply_(x, torch.Generator().manual_seed(3))
+        assert out is x and out.data_ptr() == x.data_ptr()
+        assert torch.equal(x, expected)
+    assert attack.apply_(torch.zeros(0, 3, 16, 16)).shape == (0, 3, 16, 16)
+
+
+@pytest.mark.parametrize("name", sorted(WITH_NONE))
+def test_in_place_trigger_on_a_strided_view_writes_only_that_view(name):
+    attack = WITH_NONE[name]()
+    base = _images(batch=12, size=20)
+    view = base[::2, :, 2:18, 2:18]  # every other image, a 16x16 crop: not contiguous
+    assert not view.is_contiguous()
+    expected = attack.apply(view.contiguous(), torch.Generator().manual_seed(3))
+    outside = torch.ones_like(base, dtype=torch.bool)
+    outside[::2, :, 2:18, 2:18] = False
+    before = base.clone()
+    assert attack.apply_(view, torch.Generator().manual_seed(3)) is view
+    assert torch.equal(view, expected)
+    assert torch.equal(base[outside], before[outside])
+
+
+@pytest.mark.parametrize("name", ["badclip", "badnets", "badnets_random", "blended", "sig"])
+def test_in_place_trigger_allocates_no_batch(name):
+    attack = TRIGGERED[name]()
+    x = _images(batch=16, size=32)
+    attack.apply_(x.clone())  # patterns are made and cached on the first call
+    assert _allocated_bytes(lambda: attack.apply(x)) >= x.nbytes  # the measurement sees a batch copy
+    assert _allocated_bytes(lambda: attack.apply_(x)) < x.nbytes / 10
+
+
+@pytest.mark.parametrize("name", sorted(WITH_NONE))
+@pytest.mark.parametrize("flags", ["none", "some", "all"])
+def test_apply_where_equals_gather_trigger_scatter(name, flags):
+    attack = WITH_NONE[name]()
+    flagged = {"none": torch.zeros(6, dtype=torch.bool), "some": torch.arange(6) % 3 == 1, "all": torch.ones(6, dtype=torch.bool)}[flags]
+    expected = _images()
+    if flagged.any():
+        expected[flagged] = attack.apply(expected[flagged], torch.Generator().manual_seed(3))
+    x = _images()
+    assert attack.apply_where_(x, flagged, torch.Generator().manual_seed(3)) is x
+    assert torch.equal(x, expected)
 
 
 # --- BadNets ------------------------------------------------------------------------------------------------

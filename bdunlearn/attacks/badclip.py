@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from bdunlearn import checks
-from bdunlearn.attacks.badnets import check_patch, stamp
+from bdunlearn.attacks.badnets import check_patch, stamp, stamp_
 from bdunlearn.attacks.base import Attack, AttackConfig, PrepareContext
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ class BadClip(Attack):
         return patch.detach(), sum(tail) / len(tail)
 
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply_(pixels.clone(), generator)
+
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.optimised_patch is None:
             raise RuntimeError("BadClip.apply before prepare(): the patch is optimised against theta_pre first")
-        return stamp(pixels, self.optimised_patch.to(pixels.device), self.location, generator)
+        return stamp_(pixels, self.optimised_patch.to(pixels), self.location, generator)

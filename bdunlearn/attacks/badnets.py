@@ -33,6 +33,11 @@ def check_patch(patch_size: int, location: str, image_size: int | None) -> None:
 
 def stamp(pixels: torch.Tensor, patch: torch.Tensor, location: str, generator: torch.Generator | None) -> torch.Tensor:
     """Copies of ``pixels`` [B, C, H, W] with ``patch`` [C, p, p] pasted at ``location`` (differentiable in ``patch``)."""
+    return stamp_(pixels.clone(), patch, location, generator)
+
+
+def stamp_(pixels: torch.Tensor, patch: torch.Tensor, location: str, generator: torch.Generator | None) -> torch.Tensor:
+    """``stamp`` in place: writes only the patch region of each image of ``pixels`` (any strides); returns ``pixels``."""
     batch, _, height, width = pixels.shape
     p = patch.shape[-1]
     if p > min(height, width):
@@ -41,18 +46,17 @@ def stamp(pixels: torch.Tensor, patch: torch.Tensor, location: str, generator: t
         vertical, _, horizontal = location.rpartition("_") if location != "center" else ("center", "", "center")
         row = {"top": 0, "bottom": height - p, "center": (height - p) // 2}[vertical]
         col = {"left": 0, "right": width - p, "center": (width - p) // 2}[horizontal]
-        out = pixels.clone()
-        out[:, :, row : row + p, col : col + p] = patch.to(pixels)
-        return out
+        pixels[:, :, row : row + p, col : col + p] = patch.to(pixels)
+        return pixels
     rows = torch.randint(0, height - p + 1, (batch,), generator=generator).to(pixels.device)
     cols = torch.randint(0, width - p + 1, (batch,), generator=generator).to(pixels.device)
     step = torch.arange(p, device=pixels.device)
     index_b = torch.arange(batch, device=pixels.device)[:, None, None]
     index_h = (rows[:, None] + step)[:, :, None]
     index_w = (cols[:, None] + step)[:, None, :]
-    # channels-last view so one advanced-indexing assignment stamps every image's patch at its own place
-    out = pixels.permute(0, 2, 3, 1).index_put((index_b, index_h, index_w), patch.to(pixels).permute(1, 2, 0))
-    return out.permute(0, 3, 1, 2).contiguous()
+    # a channels-last view of ``pixels`` so one advanced-indexing write stamps every image's patch at its own place
+    pixels.permute(0, 2, 3, 1).index_put_((index_b, index_h, index_w), patch.to(pixels).permute(1, 2, 0))
+    return pixels
 
 
 class BadNets(Attack):
@@ -84,6 +88,7 @@ class BadNets(Attack):
         self.location = location
         self.pattern_seed = int(pattern_seed)
         self.pattern_file = pattern_file
+        self._patches: dict[tuple, torch.Tensor] = {}
 
     def patch(self, channels: int, device=None) -> torch.Tensor:
         """The patch, float [channels, p, p] in [0, 1]."""
@@ -101,5 +106,15 @@ class BadNets(Attack):
             patch = patterns.image_file(self.pattern_file, channels, p, p)
         return patch.to(device)
 
+    def cached_patch(self, channels: int, device, dtype: torch.dtype) -> torch.Tensor:
+        """``patch`` made once per shape, device and dtype rather than per batch (a file pattern is read once)."""
+        key = (channels, str(device), dtype)
+        if key not in self._patches:
+            self._patches[key] = self.patch(channels, device).to(dtype)
+        return self._patches[key]
+
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return stamp(pixels, self.patch(pixels.shape[1], pixels.device), self.location, generator)
+        return self.apply_(pixels.clone(), generator)
+
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return stamp_(pixels, self.cached_patch(pixels.shape[1], pixels.device, pixels.dtype), self.location, generator)

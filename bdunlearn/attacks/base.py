@@ -4,7 +4,8 @@ An attack answers four questions, on plain tensors:
 
 - ``apply(pixels, generator)``: the triggered copies of a batch (float [B, C, H, W] in [0, 1], at the
   model's resolution, before normalisation). Used on the poisoned training samples, on every non-target
-  test image (ASR), and on the defender's triggered set.
+  test image (ASR), and on the defender's triggered set. ``apply_`` is the same trigger written into the
+  batch itself; the pipeline uses it (through ``apply_where_``) so a trigger costs no copy of the batch.
 - ``poison_indices(labels, seed)``: which training samples carry the trigger; ``poisoned_labels`` says what
   they are trained with (the target class, or their own label for clean-label attacks).
 - ``cross_indices`` / ``apply_cross``: samples that get a *different*, non-trigger transform and keep their
@@ -71,6 +72,28 @@ class Attack(ABC):
     @abstractmethod
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Triggered copies of ``pixels`` (float [B, C, H, W] in [0, 1], before normalisation), same device."""
+
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``apply`` in place: writes the triggered batch into ``pixels`` (any strides) and returns ``pixels``.
+
+        Draws the same random numbers from ``generator`` as ``apply``, so both give the same pixels. This
+        fallback copies; attacks that can write less (a patch) or in one pass (a blend) override it.
+        """
+        return pixels.copy_(self.apply(pixels, generator))
+
+    def apply_where_(self, pixels: torch.Tensor, flagged: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Triggers the images of ``pixels`` where the bool mask ``flagged`` [B] is set, in place; returns ``pixels``.
+
+        The same pixels as ``pixels[flagged] = apply(pixels[flagged])``; a batch flagged throughout (a triggered
+        evaluation or defense set) skips the gather and scatter of the mask.
+        """
+        count = int(flagged.sum())  # one host sync for the three cases
+        if count == 0:
+            return pixels
+        if count == len(flagged):
+            return self.apply_(pixels, generator)
+        pixels[flagged] = self.apply_(pixels[flagged], generator)
+        return pixels
 
     def prepare(self, context: PrepareContext) -> None:  # noqa: B027 - most attacks need no preparation
         """Build whatever the trigger needs from theta_pre (nothing, for most attacks)."""

@@ -49,18 +49,21 @@ class Blended(Attack):
         self.pattern_file = pattern_file
         self._patterns: dict[tuple, torch.Tensor] = {}  # made once per shape and device, not per batch
 
-    def blend_pattern(self, channels: int, height: int, width: int, device=None) -> torch.Tensor:
-        """The pattern, float [channels, height, width] in [0, 1]."""
-        key = (channels, height, width, str(device))
+    def blend_pattern(self, channels: int, height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
+        """The pattern, [channels, height, width] in [0, 1]."""
+        key = (channels, height, width, str(device), dtype)
         if key not in self._patterns:
             if self.pattern == "noise":
                 pattern = patterns.noise(channels, height, width, self.pattern_seed)
             else:
                 pattern = patterns.image_file(self.pattern_file, channels, height, width)
-            self._patterns[key] = pattern.to(device)
+            self._patterns[key] = pattern.to(device=device, dtype=dtype)
         return self._patterns[key]
 
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply_(pixels.clone(), generator)
+
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _, channels, height, width = pixels.shape
-        pattern = self.blend_pattern(channels, height, width, pixels.device).to(pixels.dtype)
-        return torch.lerp(pixels, pattern.expand_as(pixels), self.blend_ratio)
+        pattern = self.blend_pattern(channels, height, width, pixels.device, pixels.dtype)
+        return pixels.lerp_(pattern.expand_as(pixels), self.blend_ratio)

@@ -26,5 +26,8 @@ class NoAttack(Attack):
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return pixels.clone()
 
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return pixels
+
     def poison_indices(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
         return torch.empty(0, dtype=torch.long)

@@ -48,4 +48,7 @@ class Sig(Attack):
         return (self.amplitude * torch.sin(2 * math.pi * columns * self.frequency / width)).to(dtype)
 
     def apply(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return (pixels + self.signal(pixels.shape[-1], pixels.device, pixels.dtype)).clamp(0.0, 1.0)
+        return self.apply_(pixels.clone(), generator)
+
+    def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return pixels.add_(self.signal(pixels.shape[-1], pixels.device, pixels.dtype)).clamp_(0.0, 1.0)
