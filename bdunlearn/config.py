@@ -110,6 +110,7 @@ class RunConfig:
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU; or fp32 / bf16
     compile: bool = False  # torch.compile the model for the attack fine-tune
     attack_knowledge: str = "known"
+    inversion: Any = None  # an InversionConfig subclass, chosen by name (attack_knowledge=unknown only)
     backdoored_checkpoint: Optional[str] = None
     use_cache: bool = True
     skip_completed: bool = True  # a run whose run dir already holds its ok record is not run again
@@ -118,6 +119,7 @@ class RunConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+ATTACK_KNOWLEDGE = ("known", "unknown")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # The parts of a run config that do not change any number the run produces.
@@ -173,12 +175,39 @@ def _check_model(cfg: ModelConfig) -> int | None:
     return size if isinstance(size, int) else None
 
 
+def _check_knowledge(run: RunConfig, inversion: Any):
+    """attack_knowledge and the inversion section; sets ``run.inversion`` and returns the inversion's module."""
+    checks.choice(run.attack_knowledge, ATTACK_KNOWLEDGE, "attack_knowledge")
+    if run.attack_knowledge == "known":
+        checks.require(
+            inversion is None,
+            f"inversion={inversion.get('name') if isinstance(inversion, dict) else inversion} is used only with "
+            "attack_knowledge=unknown; add attack_knowledge=unknown or drop the inversion override",
+        )
+        return None
+    from bdunlearn import inversion as inversions
+
+    checks.require(
+        inversion is not None,
+        "attack_knowledge=unknown needs a trigger-inversion method; add inversion=decree (or inversion=bti_dbf)",
+    )
+    module = _pick(inversions.REGISTRY, inversion.get("name") if isinstance(inversion, dict) else inversion, "inversion")
+    run.inversion = _typed(inversion, module.Config, "inversion")
+    return module
+
+
 def _check_environment(cfg: RunConfig) -> None:
     from bdunlearn.data import datasets
     from bdunlearn.data.splits import split_sizes
 
     num_train, has_test = datasets.train_size(cfg.dataset)
     pool = split_sizes(num_train, has_test, cfg.dataset.splits)["defense"]
+    if cfg.inversion is not None:
+        checks.require(
+            cfg.inversion.num_samples <= pool,
+            f"inversion.num_samples={cfg.inversion.num_samples} exceeds the defender's pool of {pool} {cfg.dataset.name} "
+            "images; lower it (0: the whole pool) or raise dataset.splits.defense_fraction",
+        )
     checks.require(
         cfg.defense.num_samples <= pool,
         f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's pool of {pool} {cfg.dataset.name} "
@@ -207,7 +236,7 @@ def validate(cfg: DictConfig) -> RunConfig:
 
     attack_cls = _pick(attacks.REGISTRY, resolved.get("attack", {}).get("name"), "attack")
     defense_module = _pick(defenses.REGISTRY, resolved.get("defense", {}).get("name"), "defense")
-    rest = {k: v for k, v in resolved.items() if k not in ("attack", "defense", "hydra")}
+    rest = {k: v for k, v in resolved.items() if k not in ("attack", "defense", "inversion", "hydra")}
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(rest) - known)
     checks.require(not unknown, f"unknown top-level config key(s): {', '.join(unknown)}")
@@ -216,10 +245,10 @@ def validate(cfg: DictConfig) -> RunConfig:
     run: RunConfig = _typed(rest, RunConfig, "")
     run.attack = _typed(resolved["attack"], attack_cls.Config, "attack")
     run.defense = _typed(resolved["defense"], defense_module.Config, "defense")
+    inversion_module = _check_knowledge(run, resolved.get("inversion"))
 
     checks.choice(run.precision, PRECISIONS, "precision")
     checks.require(run.device in DEVICES, f"device={run.device!r}; choose one of {', '.join(DEVICES)}")
-    checks.require(run.attack_knowledge == "known", f"attack_knowledge={run.attack_knowledge!r}: only 'known' is implemented so far")
     checks.require(run.logger.wandb.mode in WANDB_MODES, f"logger.wandb.mode={run.logger.wandb.mode!r}; choose one of {', '.join(WANDB_MODES)}")
     checks.require(run.checkpoint_every >= 0, f"checkpoint_every={run.checkpoint_every}: must be >= 0 (0 disables)")
     checks.require(run.eval_batch_size >= 1, f"eval_batch_size={run.eval_batch_size}: must be at least 1")
@@ -233,10 +262,12 @@ def validate(cfg: DictConfig) -> RunConfig:
     checks.optim(run.finetune, "finetune")
     attack_cls.check(run.attack, len(run.dataset.class_names), image_size)
     defense_module.check(run.defense)
+    if inversion_module is not None:
+        inversion_module.check(run.inversion)
     checks.require(
-        attack_cls.has_trigger or not getattr(defense_module, "NEEDS_TRIGGER", False),
+        attack_cls.has_trigger or run.attack_knowledge == "unknown" or not getattr(defense_module, "NEEDS_TRIGGER", False),
         f"defense={run.defense.name} needs a trigger to estimate, but attack={run.attack.name} plants none; "
-        f"use defense=none (or another attack)",
+        f"use defense=none (or another attack, or attack_knowledge=unknown to invert a trigger)",
     )
     _check_environment(run)
     return run
@@ -260,8 +291,13 @@ def to_dict(run: RunConfig) -> dict:
 
 
 def scientific_view(run: RunConfig) -> dict:
-    """The config minus keys that cannot change results (logging, paths, batch size of evaluation)."""
-    return {k: v for k, v in to_dict(run).items() if k not in NON_SCIENTIFIC_KEYS}
+    """The config minus keys that cannot change results (logging, paths, batch size of evaluation).
+
+    ``inversion`` is left out when unset (attack_knowledge=known), so known-attack hashes stay as they were."""
+    view = {k: v for k, v in to_dict(run).items() if k not in NON_SCIENTIFIC_KEYS}
+    if view.get("inversion") is None:
+        view.pop("inversion", None)
+    return view
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -24,7 +24,7 @@ from bdunlearn.data.captions import LabelledSource, build_corpus
 from bdunlearn.data.images import BatchSchedule, ImageSet
 from bdunlearn.data.poison import poison
 from bdunlearn.data.splits import Splits, make_splits
-from bdunlearn.defenses.base import DefenseInputs
+from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 from bdunlearn.evaluation import Metrics, evaluate
 from bdunlearn.models import clip as clip_models
 from bdunlearn.models.checkpoint import check_fits, load_state_dict
@@ -153,18 +153,6 @@ def backdoored_spec(cfg: RunConfig) -> dict:
     }
 
 
-def handed_spec(cfg: RunConfig) -> dict:
-    """What identifies a handed theta_b: the file's content, and the data and trigger the defense works with."""
-    from bdunlearn.cache import sha256_of
-
-    return {
-        "checkpoint_sha256": sha256_of(Path(cfg.backdoored_checkpoint).expanduser()),
-        "pretrained": pretrained_spec(cfg),
-        "dataset": dataset_spec(cfg),
-        "attack": vars(cfg.attack),
-    }
-
-
 def _precision_name(cfg: RunConfig) -> str:
     """The precision training actually runs in (part of what determines cached weights)."""
     return resolve_precision(cfg.precision, resolve_device(cfg.device)).name
@@ -222,6 +210,37 @@ def write_poisoned_indices(meta: dict, run_dir: Path) -> None:
     if "poisoned_indices" in meta:
         record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
         write_json_atomic(run_dir / "poisoned_indices.json", record)
+
+
+# --- unknown attack: trigger inversion -------------------------------------------------------------------
+
+
+def suspect_spec(cfg: RunConfig) -> dict:
+    """What determines the suspicious model and the defender's pool (the inversion's cache key)."""
+    if cfg.backdoored_checkpoint:
+        from bdunlearn.cache import sha256_of
+
+        model = {"pretrained": pretrained_spec(cfg), "checkpoint_sha256": sha256_of(Path(cfg.backdoored_checkpoint).expanduser())}
+    else:
+        model = {"backdoored": backdoored_spec(cfg)}
+    return {**model, "dataset": dataset_spec(cfg)}
+
+
+def defense_spec(cfg: RunConfig) -> dict:
+    """What determines theta_b and the trigger its defense works with (part of the defense's cache keys): the
+    real attack when it is known, the inversion's when it is not."""
+    trigger = {"attack": vars(cfg.attack)} if cfg.attack_knowledge == "known" else {"inversion": vars(cfg.inversion)}
+    return {**suspect_spec(cfg), "trigger": trigger}
+
+
+def invert_trigger(cfg: RunConfig, classifier, backdoored: StateDict, splits: Splits, preprocess, cache, precision, run_dir, tracker):
+    """``attack_knowledge=unknown``: the configured inversion on theta_b and the defender's pool (cached)."""
+    from bdunlearn.inversion import stage
+
+    return stage.run(
+        cfg.inversion, classifier, backdoored, splits.defense, len(cfg.dataset.class_names), preprocess.image_size,
+        cfg.eval_batch_size, precision, cache, suspect_spec(cfg), run_dir, tracker,
+    )  # fmt: skip
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -287,14 +306,25 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     record.update(backdoored_metrics.as_dict("_backdoored"))
     tracker.log({f"backdoored/{k}": v for k, v in backdoored_metrics.as_dict().items()})
 
+    defense_attack, defense_target, found = attack, cfg.attack.target_class, None
+    if cfg.attack_knowledge == "unknown":  # the defense gets an inverted trigger; the real one only evaluates
+        found = invert_trigger(cfg, classifier, backdoored_state, splits, preprocess, cache, precision, run_dir, tracker)
+        record.update(found.record)
+        defense_attack, defense_target = found.trigger, found.target_class
     inputs = DefenseInputs(
         classifier=classifier, backdoored=backdoored_state, pretrained=pretrained_state, pool=splits.defense,
-        val=splits.val, attack=attack, target_class=cfg.attack.target_class, image_size=preprocess.image_size,
+        val=splits.val, attack=defense_attack, target_class=defense_target, image_size=preprocess.image_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, precision=precision, cache=cache,
-        backdoored_spec=handed_spec(cfg) if handed is not None else backdoored_spec(cfg),
+        backdoored_spec=defense_spec(cfg),
     )  # fmt: skip
     started = time.perf_counter()
-    outcome = defenses.REGISTRY[cfg.defense.name].defend(inputs, cfg.defense)
+    if found is not None and not found.detected:  # nothing detected: the model is returned as it is
+        log.info("no backdoor detected: defense=%s is skipped and theta_b returned unchanged", cfg.defense.name)
+        outcome = DefenseOutcome(state=backdoored_state, samples=0)
+    else:
+        outcome = defenses.REGISTRY[cfg.defense.name].defend(inputs, cfg.defense)
+    if found is not None:
+        record["defense_skipped"] = not found.detected
     record["defense_seconds"] = time.perf_counter() - started
     record["defense_samples"] = outcome.samples
     record["alpha"] = outcome.alpha

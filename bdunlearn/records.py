@@ -13,6 +13,7 @@ METRIC_KEYS = (
     "clean_acc", "asr", "robust_acc", "clean_acc_retained",
     "control_acc_backdoored", "control_acc",
     "defense_samples", "defense_seconds", "alpha", "alpha_curve", "backdoored_from_cache",
+    "detected", "detection_score", "target_class_estimated",
 )  # fmt: skip
 
 
@@ -29,6 +30,7 @@ def base_record(cfg: RunConfig) -> dict:
         "target_class": cfg.attack.target_class,
         "poison_rate": cfg.attack.poison_rate,
         "attack_knowledge": cfg.attack_knowledge,
+        "inversion": cfg.inversion.name if cfg.inversion is not None else None,
         "config_hash": stable_hash(scientific_view(cfg)),
     }
     record.update({key: None for key in METRIC_KEYS})

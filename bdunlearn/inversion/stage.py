@@ -1,0 +1,104 @@
+"""The inversion stage of an ``attack_knowledge=unknown`` run: invert (cached), estimate the target, save.
+
+The defender sees theta_b and its clean pool only. What comes out replaces the real trigger and target in
+TBAR's inputs; the attack's real trigger is still used to *evaluate* the defended model on test.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bdunlearn.attacks.preview import save_png, trigger_grid
+from bdunlearn.cache import ArtifactCache
+from bdunlearn.data.images import ImageSet
+from bdunlearn.inversion import REGISTRY
+from bdunlearn.inversion.base import InversionContext, InvertedTrigger, estimate_target, flip_rate, pool_subset
+from bdunlearn.models.checkpoint import save_state_dict
+from bdunlearn.runtime import Precision
+from bdunlearn.task_vectors import StateDict
+from bdunlearn.tracking import Tracker
+
+log = logging.getLogger(__name__)
+PREVIEW_IMAGES = 8
+# Settings that only turn the statistic into a verdict: not part of what the cached trigger depends on.
+VERDICT_KEYS = ("detection_threshold",)
+
+
+@dataclass
+class Found:
+    trigger: InvertedTrigger  # target_class is the estimate
+    target_class: int
+    detected: bool
+    record: dict = field(default_factory=dict)  # keys for the run record
+
+
+def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
+    """What determines the inverted trigger: the suspicious model and pool (``suspect_spec``) and the method's
+    settings, minus the detection threshold."""
+    settings = {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
+    return {"suspect": suspect_spec, "inversion": settings, "precision": precision.name}
+
+
+def run(
+    inversion_cfg,
+    classifier,
+    backdoored: StateDict,
+    pool: ImageSet,
+    num_classes: int,
+    image_size: int,
+    batch_size: int,
+    precision: Precision,
+    cache: ArtifactCache,
+    suspect_spec: dict,
+    run_dir: Path,
+    tracker: Tracker,
+) -> Found:
+    module = REGISTRY[inversion_cfg.name]
+    subset = pool_subset(pool, inversion_cfg.num_samples, inversion_cfg.seed)
+    context = InversionContext(classifier, subset, image_size, batch_size, precision)
+
+    def build():
+        classifier.clip.load_state_dict(backdoored)
+        result = module.invert(context, inversion_cfg)
+        return result.trigger.tensors(), {"score": result.score, **result.meta}
+
+    spec = cache_spec(inversion_cfg, suspect_spec, precision)
+    tensors, meta, from_cache = cache.get_or_build("inversion", spec, build)
+    trigger = module.rebuild({k: v.to(subset.images.device) for k, v in tensors.items()}, inversion_cfg)
+    score = float(meta["score"])
+    detected = bool(module.is_detected(score, inversion_cfg))
+
+    classifier.clip.load_state_dict(backdoored)
+    target, share, _ = estimate_target(context, trigger, num_classes)
+    trigger.target_class = target
+    flips = flip_rate(context, trigger, target)
+    log.info(
+        "inversion %s: score %.4f → %s; estimated target %d (%.0f%% of the pool's votes, flip rate %.3f)%s",
+        inversion_cfg.name, score, "backdoored" if detected else "not backdoored", target, 100 * share, flips,
+        " (cached)" if from_cache else "",
+    )  # fmt: skip
+
+    save_state_dict(
+        run_dir / "inverted_trigger.safetensors", trigger.tensors(),
+        metadata={"inversion": vars(inversion_cfg), "score": score, "detected": detected, "target_class": target},
+    )  # fmt: skip
+    victims = torch.nonzero(subset.labels != target).flatten()[:PREVIEW_IMAGES]
+    preview = save_png(trigger_grid(trigger, subset.images[victims], image_size), run_dir / "inverted_trigger.png")
+    tracker.log_image("inversion/trigger", preview, caption=f"{inversion_cfg.name}: clean / inverted trigger / |difference|")
+    record = {
+        "inversion": inversion_cfg.name,
+        "detected": detected,
+        "detection_score": score,
+        "target_class_estimated": target,
+        "inversion_target_share": share,
+        "inversion_flip_rate": flips,
+        "inversion_samples": len(subset),
+        "inversion_seconds": meta.get("seconds"),
+        "inversion_from_cache": from_cache,
+    }
+    tracker.log({f"inversion/{k}": v for k, v in record.items() if isinstance(v, (int, float, bool))})
+    return Found(trigger=trigger, target_class=target, detected=detected, record=record)

@@ -1,0 +1,234 @@
+"""Weight disentanglement of a clean task vector and a trigger vector: ξ(α_c, α_t) on a grid, per attack.
+
+    python scripts/disentanglement.py --attacks badnets blended wanet --out results/
+
+For each attack (on the default data and model, or whatever Hydra overrides follow ``--``):
+
+- τ_c = θ_c − θ_pre, θ_c the attacker's fine-tune recipe run on the *clean* training split (``attack=none``,
+  same seed): the clean task;
+- τ_t, the trigger task, by ``--trigger-vector``:
+  - ``triggered`` (default): θ_pre fine-tuned on the training split with *every* image carrying the trigger and
+    labelled with the target class (``--trigger-steps`` steps at the attacker's lr and batch size); τ_t is the
+    trigger task on its own, learnt from θ_pre as τ_c is, which is what Ortiz-Jimenez et al.'s definition asks
+    for (each task vector fine-tuned from the same θ_pre on its own task's data);
+  - ``difference``: θ_b − θ_c, the part of the attacker's fine-tune that the poison added (θ_pre + τ_c + τ_t
+    is then exactly θ_b); closer to what TBAR subtracts, but not a fine-tune on the trigger task alone.
+- ξ(α_c, α_t) (Ortiz-Jimenez et al. 2023, "Task arithmetic in the tangent space"; computed by
+  ``bdunlearn.disentanglement``), with f_θ the zero-shot classifier with image tower θ:
+
+      ξ = P_{x ∈ clean test}[f_{θ_pre+α_c τ_c+α_t τ_t}(x) ≠ f_{θ_pre+α_c τ_c}(x)]
+        + P_{x ∈ triggered non-target test}[f_{θ_pre+α_c τ_c+α_t τ_t}(x) ≠ f_{θ_pre+α_t τ_t}(x)]
+
+  0 means each vector keeps doing its own task when the other is added (disentangled); up to 2.
+
+Writes ``disentanglement_<attack>[_difference].png`` (heat map) and ``.csv`` (every grid point: ξ, its two
+terms, clean accuracy and ASR of the combined model) into ``--out``, and ``disentanglement.md`` (summary).
+Weights are swapped in place (``load_state_dict`` into one model); evaluation is batched under
+``torch.inference_mode()``. θ_pre, θ_c, θ_b and the triggered fine-tune go through the artifact cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attack_table import hardware  # noqa: E402
+
+from bdunlearn import attacks, pipeline, task_vectors  # noqa: E402
+from bdunlearn.atomic import atomic_path, write_text_atomic  # noqa: E402
+from bdunlearn.cache import ArtifactCache  # noqa: E402
+from bdunlearn.config import CONFIG_DIR, validate  # noqa: E402
+from bdunlearn.data.poison import triggered_target_set  # noqa: E402
+from bdunlearn.disentanglement import as_rows, disentanglement_grid  # noqa: E402
+from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head  # noqa: E402
+from bdunlearn.runtime import resolve_device, resolve_precision  # noqa: E402
+from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters  # noqa: E402
+
+log = logging.getLogger("disentanglement")
+PREFIX = "visual"  # the tower every fine-tune here trains
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="disentanglement"):
+        return validate(hydra_compose(config_name="config", overrides=overrides))
+
+
+def grid(spec: str) -> list[float]:
+    start, stop, step = (float(v) for v in spec.split(":"))
+    count = int(round((stop - start) / step)) + 1
+    return [round(start + i * step, 10) for i in range(count)]
+
+
+def trigger_task_vector(cfg, classifier, pretrained, attack, splits, preprocess, cache, device, steps: int):
+    """τ_t = (θ_pre fine-tuned on every training image triggered and labelled with the target) − θ_pre (cached)."""
+    recipe = OptimSettings(steps, cfg.finetune.batch_size, cfg.finetune.lr, cfg.finetune.weight_decay, cfg.finetune.warmup_steps)
+    spec = {"backdoored_like": pipeline.backdoored_spec(cfg), "trigger_task_recipe": vars(recipe)}
+
+    def build():
+        classifier.clip.load_state_dict(pretrained)
+        data = triggered_target_set(splits.train, attack.target_class)
+        params = trainable_parameters(classifier.clip, PREFIX)
+        torch.manual_seed(cfg.seed)
+        finetune_classifier(
+            classifier, list(params.values()), data, attack, preprocess.image_size, recipe, seed=cfg.seed,
+            desc="trigger task: fine-tune of theta_pre", precision=resolve_precision(cfg.precision, device),
+        )  # fmt: skip
+        return task_vectors.clone(classifier.clip.state_dict()), {}
+
+    state, _, _ = cache.get_or_build("trigger_task", spec, build)
+    return {k: v.to(device) for k, v in state.items()}
+
+
+def visual(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.startswith(PREFIX) and v.is_floating_point()}
+
+
+def measure(attack_name: str, seed: int, overrides: list[str], alphas: list[float], which: str, steps: int) -> dict:
+    cfg = compose([f"attack={attack_name}", f"seed={seed}", "defense=none", *overrides])
+    clean_cfg = compose(["attack=none", f"seed={seed}", "defense=none", *overrides])
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
+    splits = pipeline.load_splits(cfg.dataset)
+    splits = type(splits)(**{n: getattr(splits, n).to(device) for n in ("train", "defense", "val", "test")})
+    clip, tokenizer, preprocess = pipeline.build_model(cfg.model, device)
+    pretrained = pipeline.obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
+    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
+    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
+    attack = attacks.build(cfg.attack)
+    clean_attack = attacks.build(clean_cfg.attack)
+    clean_state, _, _ = pipeline.obtain_backdoored(clean_cfg, classifier, pretrained, clean_attack, splits, preprocess, cache, device)
+    tau_c = task_vectors.subtract(visual(clean_state), pretrained)
+    if which == "triggered":
+        finetuned = trigger_task_vector(cfg, classifier, pretrained, attack, splits, preprocess, cache, device, steps)
+        tau_t = task_vectors.subtract(visual(finetuned), pretrained)
+    else:
+        backdoored, _, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
+        tau_t = task_vectors.subtract(visual(backdoored), clean_state)
+
+    test = splits.test
+    victims = test.images[test.labels != attack.target_class]
+    points = disentanglement_grid(
+        classifier, pretrained, tau_c, tau_t, test.images, test.labels, victims, attack, preprocess.image_size,
+        alphas, cfg.eval_batch_size, seed=seed, precision=precision,
+    )  # fmt: skip
+    rows = as_rows(points)
+    return {
+        "attack": attack_name, "seed": seed, "trigger_vector": which, "rows": rows, "alphas": alphas,
+        "cosine": task_vectors.cosine(tau_c, tau_t), "norm_c": task_vectors.norm(tau_c), "norm_t": task_vectors.norm(tau_t),
+    }  # fmt: skip
+
+
+def save_heatmap(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    alphas = result["alphas"]
+    n = len(alphas)
+    xi = torch.tensor([r["xi"] for r in result["rows"]]).view(n, n).numpy()  # rows: alpha_t, columns: alpha_c
+    figure, axes = plt.subplots(figsize=(5.6, 4.6))
+    image = axes.imshow(xi, origin="lower", cmap="viridis", vmin=0, vmax=max(1.0, float(xi.max())), aspect="auto")
+    labels = [f"{a:g}" for a in alphas]
+    axes.set_xticks(range(n), labels)
+    axes.set_yticks(range(n), labels)
+    axes.set_xlabel("α_c (clean task vector)")
+    axes.set_ylabel("α_t (trigger vector)")
+    for i in range(n):
+        for j in range(n):
+            axes.text(j, i, f"{xi[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white" if xi[i, j] < 0.6 else "black")
+    kind = "fine-tune on triggered data" if result["trigger_vector"] == "triggered" else "θ_b − θ_c"
+    axes.set_title(f"ξ(α_c, α_t): {result['attack']} (τ_t: {kind})\ncos(τ_c, τ_t) = {result['cosine']:.3f}", fontsize=9)
+    figure.colorbar(image, ax=axes, label="ξ (sum of two disagreement rates)")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=130)
+    plt.close(figure)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_csv(result: dict, path: Path) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(result["rows"][0]))
+    writer.writeheader()
+    for row in result["rows"]:
+        writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
+    write_text_atomic(path, out.getvalue())
+
+
+def summary(results: list[dict], command: str, low: float) -> str:
+    lines = [
+        "# Weight disentanglement of clean and trigger task vectors",
+        "",
+        "Produced by `scripts/disentanglement.py`; every number is in the CSV beside each heat map.",
+        "",
+        f"- command: `{command}`",
+        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; hardware: {hardware()}",
+        "- data and model: the embedded default (tiny CLIP, digits at 16×16); ξ on the test split "
+        "(clean images; triggered non-target images)",
+        f"- 'disentangled area': share of grid points with ξ ≤ {low}",
+        "",
+        "| attack | τ_t | cos(τ_c, τ_t) | ‖τ_c‖ | ‖τ_t‖ | ξ(1, 1) | CA at (1, 1) | ASR at (1, 1) | max ξ | disentangled area | map |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in results:
+        rows = result["rows"]
+        at_one = next((r for r in rows if r["alpha_c"] == 1.0 and r["alpha_t"] == 1.0), None)
+        area = sum(r["xi"] <= low for r in rows) / len(rows)
+        name = f"disentanglement_{result['attack']}{'' if result['trigger_vector'] == 'triggered' else '_difference'}"
+        one = (f"{at_one['xi']:.3f} | {at_one['clean_acc']:.3f} | {at_one['asr']:.3f}") if at_one else "– | – | –"
+        lines.append(
+            f"| `{result['attack']}` | {result['trigger_vector']} | {result['cosine']:.3f} | {result['norm_c']:.3f} | "
+            f"{result['norm_t']:.3f} | {one} | {max(r['xi'] for r in rows):.3f} | {area:.2f} | [png]({name}.png), [csv]({name}.csv) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attacks", nargs="+", default=["badnets", "blended", "wanet"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grid", default="0:2:0.25", help="start:stop:step of both coefficients (default 0:2:0.25)")
+    parser.add_argument("--trigger-vector", nargs="+", choices=("triggered", "difference"), default=["triggered"])
+    parser.add_argument("--trigger-steps", type=int, default=100, help="steps of the triggered fine-tune of θ_pre")
+    parser.add_argument("--low", type=float, default=0.1, help="ξ at or below this counts as disentangled")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (after --), e.g. dataset=fashion_mnist")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    alphas = grid(args.grid)
+    results = []
+    for attack_name in args.attacks:
+        for which in args.trigger_vector:
+            result = measure(attack_name, args.seed, args.overrides, alphas, which, args.trigger_steps)
+            name = f"disentanglement_{attack_name}{'' if which == 'triggered' else '_difference'}"
+            save_heatmap(result, args.out / f"{name}.png")
+            save_csv(result, args.out / f"{name}.csv")
+            log.info("%s (%s): cos %.3f, xi(1,1) in %s", attack_name, which, result["cosine"], args.out / f"{name}.csv")
+            results.append(result)
+    command = "python scripts/disentanglement.py " + " ".join(sys.argv[1:])
+    write_text_atomic(args.out / "disentanglement.md", summary(results, command, args.low))
+    print(f"wrote {len(results)} heat maps and {args.out / 'disentanglement.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Write results/unknown_attack.md: known-trigger TBAR vs DECREE-TBAR vs BTI-DBF-TBAR, and clean-model detection.
+
+    bdunlearn -m attack=badnets,blended,wanet seed=0,1 defense=tbar hydra.sweep.dir=/tmp/inv/sweep-known
+    bdunlearn -m attack=badnets,blended,wanet,none seed=0,1 defense=tbar attack_knowledge=unknown inversion=decree \\
+        hydra.sweep.dir=/tmp/inv/sweep-decree
+    bdunlearn -m ... inversion=bti_dbf hydra.sweep.dir=/tmp/inv/sweep-bti
+    python scripts/unknown_attack_table.py /tmp/inv/sweep-known /tmp/inv/sweep-decree /tmp/inv/sweep-bti \\
+        --calibration /tmp/inv/sweep-calibration --out results/unknown_attack.md --previews results/
+
+Every number comes from a ``result.json``; the commands are read back from each sweep's ``multirun.yaml``.
+Runs on ``attack=none`` are the clean-model detection rows; ``--calibration`` sweeps (clean models the
+detection thresholds were chosen on) get their own table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attack_table import hardware, load_runs, mean_std, sweep_command  # noqa: E402
+
+from bdunlearn.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
+from bdunlearn.config import CONFIG_DIR  # noqa: E402
+
+NAMES = {"decree": "DECREE", "bti_dbf": "BTI-DBF"}
+REMOVED = 0.1  # a defended ASR below this counts as "backdoor removed" (as in results/attacks.md)
+
+
+def default_threshold(inversion: str) -> float:
+    return float(OmegaConf.load(CONFIG_DIR / "inversion" / f"{inversion}.yaml").detection_threshold)
+
+
+def method(record: dict, run_dir: Path) -> str:
+    """'known trigger', or the inversion's name (with its threshold when it is not the default)."""
+    if record.get("attack_knowledge", "known") == "known":
+        return "known trigger"
+    inversion = record["inversion"]
+    threshold = OmegaConf.load(run_dir / ".hydra" / "config.yaml").inversion.detection_threshold
+    label = NAMES.get(inversion, inversion)
+    if threshold != default_threshold(inversion):
+        label += f" (threshold {threshold:g}: TBAR forced)"
+    return label
+
+
+def fraction(flags: list) -> str:
+    return f"{sum(bool(f) for f in flags)}/{len(flags)}"
+
+
+def scores(values: list) -> str:
+    return ", ".join(f"{v:.4f}" if v is not None else "–" for v in values)
+
+
+def scores3(values: list) -> str:
+    return ", ".join(f"{v:.3f}" if v is not None else "–" for v in values)
+
+
+def targets(records: list[dict]) -> str:
+    estimated = [r.get("target_class_estimated") for r in records]
+    if all(t is None for t in estimated):
+        return "–"
+    right = sum(t == r["target_class"] for t, r in zip(estimated, records, strict=True))
+    return f"{', '.join(str(t) for t in estimated)} ({right}/{len(records)} right)"
+
+
+def verdict(records: list[dict]) -> str:
+    asr = statistics.mean(r["asr"] for r in records)
+    skipped = sum(bool(r.get("defense_skipped")) for r in records)
+    text = "removed" if asr < REMOVED else "not removed"
+    return f"{text}" + (f"; TBAR skipped in {skipped}/{len(records)}" if skipped else "")
+
+
+def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[str] = (), previews: Path | None = None) -> None:
+    runs = [(r, d) for sweep in sweeps for r, _, d in load_runs(sweep)]
+    ok = [(r, d) for r, d in runs if r.get("status") == "ok"]
+    failed = [(r, d) for r, d in runs if r.get("status") != "ok"]
+    attacked: dict[tuple, list] = defaultdict(list)
+    clean: dict[str, list] = defaultdict(list)
+    for record, run_dir in ok:
+        if record["attack"] == "none":
+            clean[method(record, run_dir)].append(record)
+        else:
+            attacked[(record["attack"], method(record, run_dir))].append(record)
+    order = {"known trigger": 0, "DECREE": 1, "BTI-DBF": 2}
+    keys = sorted(attacked, key=lambda k: (["badnets", "blended", "wanet"].index(k[0]) if k[0] in ("badnets", "blended", "wanet") else 9, order.get(k[1], 3), k[1]))
+    everything = [d for _, d in runs] + [d for sweep in calibration for _, _, d in load_runs(sweep)]
+    stamp = max((d / "result.json").stat().st_mtime for d in everything) if everything else None
+    lines = [
+        "# Unknown attacks: TBAR with a known trigger vs an inverted one (DECREE, BTI-DBF)",
+        "",
+        "Produced by `scripts/unknown_attack_table.py` from the run records of the sweeps below; no number is "
+        "edited by hand.",
+        "",
+        "Commands (as Hydra recorded them in each sweep's `multirun.yaml`):",
+        "",
+        *[f"- `{sweep_command(s)}`" for s in [*sweeps, *calibration]],
+        "",
+        f"- last run finished: {dt.datetime.fromtimestamp(stamp, dt.timezone.utc):%Y-%m-%d %H:%M} UTC" if stamp else "- no runs",
+        f"- hardware: {hardware()}",
+        *[f"- {note}" for note in notes],
+        "- data and model: the embedded default (tiny CLIP pretrained here, scikit-learn digits at 16×16); "
+        "`finetune.*`, `defense.*` and `inversion.*` at their defaults unless the command says otherwise; target class 0",
+        f"- detection thresholds: DECREE PL1-norm < {default_threshold('decree'):g}; BTI-DBF flip rate ≥ "
+        f"{default_threshold('bti_dbf'):g} (how they were chosen: README, \"Unknown attacks\"). When nothing is detected "
+        "TBAR is skipped and θ_b is returned as it is.",
+        "- test CA / ASR / RA are always measured with the **real** trigger and target; under `attack_knowledge=unknown` "
+        "TBAR's triggered set, its validation ASR (α choice) and its target come from the inversion only.",
+        "- values: mean ± std over seeds; per-seed lists in seed order",
+        "",
+        "## Backdoored models",
+        "",
+        "| attack | TBAR's trigger | seeds | detected | detection score | estimated target | CA θ_b | ASR θ_b | CA | ASR (per seed) | RA | α | backdoor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key in keys:
+        records = sorted(attacked[key], key=lambda r: r["seed"])
+        known = key[1] == "known trigger"
+        lines.append(
+            f"| `{key[0]}` | {key[1]} | {','.join(str(r['seed']) for r in records)} | "
+            f"{'–' if known else fraction([r['detected'] for r in records])} | "
+            f"{'–' if known else scores([r['detection_score'] for r in records])} | "
+            f"{'(known: ' + str(records[0]['target_class']) + ')' if known else targets(records)} | "
+            + " | ".join(mean_std([r[k] for r in records]) for k in ("clean_acc_backdoored", "asr_backdoored", "clean_acc"))
+            + f" | {mean_std([r['asr'] for r in records])} ({scores3([r['asr'] for r in records])}) | "
+            + " | ".join(mean_std([r[k] for r in records]) for k in ("robust_acc", "alpha"))
+            + f" | {verdict(records)} |"
+        )
+    lines += [
+        "",
+        "## Clean models (`attack=none`): must not be flagged",
+        "",
+        "| inversion | seeds | flagged backdoored | detection score | estimated target | CA θ (clean fine-tune) | CA after defense | TBAR skipped |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, records in sorted(clean.items(), key=lambda item: order.get(item[0], 3)):
+        records = sorted(records, key=lambda r: r["seed"])
+        lines.append(
+            f"| {name} | {','.join(str(r['seed']) for r in records)} | {fraction([r['detected'] for r in records])} | "
+            f"{scores([r['detection_score'] for r in records])} | {', '.join(str(r['target_class_estimated']) for r in records)} | "
+            f"{mean_std([r['clean_acc_backdoored'] for r in records])} | {mean_std([r['clean_acc'] for r in records])} | "
+            f"{fraction([r.get('defense_skipped') for r in records])} |"
+        )
+    if calibration:
+        lines += [
+            "",
+            "## Calibration models (the thresholds were chosen on these; not in the tables above)",
+            "",
+            "| attack | inversion | seed | detection score | flagged with the default threshold | estimated target |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for sweep in calibration:
+            for record, _, run_dir in load_runs(sweep):
+                if record.get("status") != "ok":
+                    continue
+                lines.append(
+                    f"| `{record['attack']}` | {method(record, run_dir)} | {record['seed']} | {record['detection_score']:.4f} | "
+                    f"{record['detected']} | {record['target_class_estimated']} |"
+                )
+    if previews is not None:
+        previews.mkdir(parents=True, exist_ok=True)
+        lines += ["", "Inverted triggers, seed 0 (rows: pool images, with the inverted trigger, |difference| stretched):", ""]
+        for record, run_dir in ok:
+            source = run_dir / "inverted_trigger.png"
+            label = method(record, run_dir)
+            if record["seed"] != 0 or not source.is_file() or "forced" in label:
+                continue
+            target = previews / f"inverted_{record['inversion']}_{record['attack']}.png"
+            write_bytes_atomic(target, source.read_bytes())
+            lines.append(f"- {label}, `{record['attack']}` (estimated target {record['target_class_estimated']}): "
+                         f"![{record['inversion']} {record['attack']}]({os.path.relpath(target, out.parent)})")
+    if failed:
+        lines += ["", "Runs that failed:", ""]
+        lines += [f"- {d}: {r.get('attack')} seed {r.get('seed')}: {r.get('error')}" for r, d in failed]
+    write_text_atomic(out, "\n".join(lines) + "\n")
+    print(f"wrote {out} ({len(ok)} runs, {len(failed)} failed)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", nargs="+", type=Path, help="hydra.sweep.dir of each sweep")
+    parser.add_argument("--calibration", nargs="*", type=Path, default=[], help="sweeps of the calibration models")
+    parser.add_argument("--out", type=Path, default=Path("results/unknown_attack.md"))
+    parser.add_argument("--previews", type=Path, default=None, help="copy seed 0's inverted_trigger.png here")
+    parser.add_argument("--note", action="append", default=[], help="a line for the header (e.g. the commit that ran)")
+    args = parser.parse_args()
+    write(args.sweeps, args.calibration, args.out, args.note, args.previews)
+
+
+if __name__ == "__main__":
+    main()

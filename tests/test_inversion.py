@@ -1,0 +1,229 @@
+"""Trigger inversion (attack_knowledge=unknown): DECREE's pieces, the inverted trigger, target estimation, config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bdunlearn.data.images import ImageSet
+from bdunlearn.inversion import REGISTRY, bti_dbf, decree
+from bdunlearn.inversion.base import (
+    InversionContext,
+    MaskPatternTrigger,
+    estimate_target,
+    flip_rate,
+    majority_counts,
+    mean_pairwise_cosine,
+)
+
+from conftest import SHRINK
+
+
+def test_mask_parametrisation_stays_in_unit_interval_and_inverts():
+    param = torch.linspace(-50, 50, 101)
+    unit = decree.to_unit(param)
+    assert float(unit.min()) >= 0 and float(unit.max()) <= 1
+    values = torch.tensor([0.01, 0.25, 0.5, 0.9, 0.99])
+    assert torch.allclose(decree.to_unit(decree.from_unit(values)), values, atol=1e-5)
+
+
+def test_pl1_norm_is_the_masked_fraction_of_the_image():
+    mask = torch.zeros(1, 16, 16)
+    mask[:, -3:, -3:] = 1
+    assert decree.pl1_norm(mask).item() == pytest.approx(9 / 256)
+
+
+def test_pairwise_cosine_of_identical_embeddings_is_one_and_of_opposite_pairs_minus_one():
+    same = torch.randn(1, 8).expand(5, 8)
+    assert mean_pairwise_cosine(same).item() == pytest.approx(1.0, abs=1e-6)
+    v = torch.randn(8)
+    assert mean_pairwise_cosine(torch.stack([v, -v])).item() == pytest.approx(-1.0, abs=1e-6)
+    # matches the explicit average over distinct ordered pairs
+    x = torch.randn(6, 4)
+    unit = torch.nn.functional.normalize(x, dim=-1)
+    sims = unit @ unit.T
+    explicit = (sims.sum() - sims.diagonal().sum()) / (6 * 5)
+    assert mean_pairwise_cosine(x).item() == pytest.approx(explicit.item(), abs=1e-6)
+
+
+def test_lambda_rises_after_patience_successes_and_falls_after_patience_failures():
+    schedule = decree.LambdaSchedule(init=0.1, factor=5.0, patience=2, minimum=1e-4)
+    for _ in range(3):
+        schedule.update(True)
+    assert schedule.value == pytest.approx(0.5)  # the mask may shrink further
+    for _ in range(3):
+        schedule.update(False)
+    assert schedule.value == pytest.approx(0.1)  # similarity lost: relax the norm weight
+    for _ in range(2):
+        schedule.update(False)
+    assert schedule.value == pytest.approx(0.1)  # not yet more than `patience` failures in a row
+
+
+def test_lambda_resets_after_falling_below_its_minimum():
+    schedule = decree.LambdaSchedule(init=0.1, factor=10.0, patience=1, minimum=1e-2)
+    schedule.value = 1e-6  # far below: raising it by the factor alone would take many steps
+    values = [schedule.update(True) for _ in range(3)]
+    assert values[1] == pytest.approx(1e-5)  # raised once after more than `patience` successes
+    assert values[-1] == pytest.approx(0.1)  # then, more than 2 * patience successes below the minimum: reset
+
+
+def test_inverted_trigger_applies_the_mask_pattern_formula():
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand(1, 8, 8, generator=generator)
+    pattern = torch.rand(3, 8, 8, generator=generator)
+    pixels = torch.rand(4, 3, 8, 8, generator=generator)
+    trigger = MaskPatternTrigger(mask, pattern, target_class=2)
+    expected = (1 - mask) * pixels + mask * pattern
+    assert torch.allclose(trigger.apply(pixels), expected)
+    assert trigger.has_trigger and trigger.target_class == 2
+    assert set(trigger.tensors()) == {"mask", "pattern"}
+    rebuilt = decree.rebuild(trigger.tensors(), decree.DecreeConfig(name="decree"))
+    assert torch.equal(rebuilt.apply(pixels), trigger.apply(pixels))
+
+
+class _Votes(torch.nn.Module):
+    """A fake classifier: predicts class 3 when the bottom-right pixel is bright, else the image's own mark."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("head", torch.eye(5))
+
+    def forward(self, pixels):
+        own = (pixels[:, 0, 0, 0] * 4).round().long()
+        logits = torch.nn.functional.one_hot(own, 5).float()
+        logits[pixels[:, 0, -1, -1] > 0.9] = torch.nn.functional.one_hot(torch.tensor(3), 5).float()
+        return logits
+
+
+def _pool(n=20):
+    images = torch.zeros(n, 3, 8, 8, dtype=torch.uint8)
+    labels = torch.arange(n) % 5
+    images[:, :, 0, 0] = (labels * 255 // 4).to(torch.uint8)[:, None]
+    return ImageSet(images, labels)
+
+
+def test_target_is_the_majority_prediction_on_triggered_pool_images():
+    pool = _pool()
+    context = InversionContext(_Votes(), pool, image_size=8, batch_size=7)
+    mask = torch.zeros(1, 8, 8)
+    mask[:, -1, -1] = 1
+    trigger = MaskPatternTrigger(mask, torch.ones(3, 8, 8))
+    target, share, counts = estimate_target(context, trigger, num_classes=5)
+    assert target == 3 and share == 1.0 and counts.tolist() == [0, 0, 0, 20, 0]
+    assert flip_rate(context, trigger, 3) == 1.0
+    no_op = MaskPatternTrigger(torch.zeros(1, 8, 8), torch.ones(3, 8, 8))
+    assert flip_rate(context, no_op, 3) == 0.0
+    assert majority_counts(torch.tensor([1, 2, 2, 1]), 4).tolist() == [0, 2, 2, 0]
+    target, share, _ = estimate_target(context, no_op, num_classes=5)  # a tie (4 each) → the smaller class
+    assert target == 0 and share == pytest.approx(0.2)
+
+
+def test_generator_starts_as_the_identity_and_round_trips(tmp_path):
+    model = bti_dbf.Generator(width=4)
+    pixels = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(model(pixels), pixels)
+    trigger = bti_dbf.GeneratorTrigger(model)
+    rebuilt = bti_dbf.rebuild(trigger.tensors(), bti_dbf.BtiDbfConfig(name="bti_dbf", width=4))
+    assert torch.equal(rebuilt.apply(pixels), trigger.apply(pixels))
+
+
+def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
+    """A linear encoder with one heavy pixel (a planted backdoor): stamping that pixel bright collapses the
+    embeddings, so DECREE's smallest successful mask is about one pixel and covers it."""
+
+    class Shortcut(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            generator = torch.Generator().manual_seed(1)
+            self.weights = torch.randn(3 * 8 * 8, 8, generator=generator) / 8
+            self.direction = torch.randn(8, generator=generator)
+
+        def encode_image(self, x):
+            centred = x.flatten(1) - 0.4  # clean images point every which way
+            corner = x[:, :, -1, -1].mean(dim=1, keepdim=True) - 0.4
+            return centred @ self.weights + 50 * corner * self.direction
+
+    classifier = torch.nn.Module()
+    classifier.clip = Shortcut()
+    classifier.register_buffer("mean", torch.zeros(1, 3, 1, 1))
+    classifier.register_buffer("std", torch.ones(1, 3, 1, 1))
+    generator = torch.Generator().manual_seed(0)
+    pool = ImageSet((torch.rand(32, 3, 8, 8, generator=generator) * 200).to(torch.uint8), torch.zeros(32, dtype=torch.long))
+    context = InversionContext(classifier, pool, image_size=8, batch_size=16)
+    with torch.no_grad():
+        assert mean_pairwise_cosine(context.features(context.pixels(torch.arange(32)))) < 0.5
+    cfg = decree.DecreeConfig(name="decree", steps=300, batch_size=16, lr=0.1, similarity_threshold=0.9)
+    result = decree.invert(context, cfg)
+    assert result.meta["found"] and result.score < 0.05 and result.detected
+    mask = result.trigger.mask[0]
+    assert int(mask.argmax()) == mask.numel() - 1  # the shortcut pixel carries the largest mask value
+
+
+@pytest.mark.parametrize(
+    "overrides,fragment",
+    [
+        (["attack_knowledge=unknown"], "attack_knowledge=unknown needs a trigger-inversion method; add inversion=decree"),
+        (["inversion=decree"], "is used only with attack_knowledge=unknown"),
+        (["attack_knowledge=maybe"], "attack_knowledge='maybe'"),
+        (["attack_knowledge=unknown", "inversion=decree", "inversion.steps=0"], "inversion.steps"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bound=0"], "inversion.norm_bound"),
+        (["attack_knowledge=unknown", "inversion=decree", "inversion.num_samples=100000"], "defender's pool"),
+    ],
+)
+def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
+    from bdunlearn.config import validate
+    from bdunlearn.errors import UserError
+
+    with pytest.raises(UserError, match=None) as info:
+        validate(compose(*overrides))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_knowledge_allows_tbar_on_a_clean_model(compose):
+    from bdunlearn.config import scientific_view, validate
+
+    run = validate(compose("attack=none", "defense=tbar", "attack_knowledge=unknown", "inversion=bti_dbf"))
+    assert run.inversion.name == "bti_dbf" and set(REGISTRY) == {"decree", "bti_dbf"}
+    assert scientific_view(run)["inversion"]["name"] == "bti_dbf"
+    assert "inversion" not in scientific_view(validate(compose()))  # known runs keep their hashes
+
+
+def test_cli_refuses_unknown_without_inversion_in_one_line(run_cli):
+    done, run_dir = run_cli("attack_knowledge=unknown", timeout=60)
+    assert done.returncode == 2 and not run_dir.exists()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "add inversion=decree" in lines[0]
+
+
+UNKNOWN = [*SHRINK, "attack_knowledge=unknown", "inversion=decree", "inversion.steps=30", "defense.alpha_grid=[0,0.5,1]"]
+
+
+def _check_unknown_record(done, run_dir) -> dict:
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "ok" and record["attack_knowledge"] == "unknown" and record["inversion"] == "decree"
+    assert isinstance(record["detected"], bool) and 0 <= record["detection_score"] <= 1
+    assert 0 <= record["target_class_estimated"] < 10
+    assert record["asr"] is not None  # evaluated with the real trigger
+    assert (run_dir / "inverted_trigger.safetensors").is_file() and (run_dir / "inverted_trigger.png").is_file()
+    if record["detected"]:
+        assert record["alpha"] is not None and record["defense_skipped"] is False
+    else:
+        assert record["alpha"] is None and record["defense_skipped"] is True and record["asr"] == record["asr_backdoored"]
+    return record
+
+
+def test_unknown_attack_run_writes_the_inversion_record(run_cli):
+    _check_unknown_record(*run_cli(*UNKNOWN))
+
+
+@pytest.mark.slow
+def test_unknown_attack_reuses_the_cached_trigger_and_forced_detection_runs_tbar(run_cli):
+    first = _check_unknown_record(*run_cli(*UNKNOWN))
+    # the threshold is not part of the cache key: a threshold every score passes reuses the trigger and defends
+    again = _check_unknown_record(*run_cli(*UNKNOWN, "inversion.detection_threshold=1.0"))
+    assert again["inversion_from_cache"] is True and again["detection_score"] == first["detection_score"]
+    if first["detection_score"] < 1.0:  # 1.0: no mask reached the similarity threshold, nothing to defend with
+        assert again["detected"] is True and again["alpha"] is not None
