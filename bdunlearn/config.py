@@ -7,9 +7,11 @@ checks the environment (data present, GPU present), raising one-line UserErrors.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -357,16 +359,25 @@ def validate(cfg: DictConfig) -> RunConfig:
     return run
 
 
-def dataset_config(name: str, paths: PathsConfig, image_size: int | None = None) -> DatasetConfig:
-    """The dataset config ``conf/dataset/<name>.yaml`` on its own (e.g. for a pretraining corpus)."""
+@functools.lru_cache(maxsize=64)
+def _dataset_config(name: str, paths: str) -> DatasetConfig:
+    """Typed ``conf/dataset/<name>.yaml`` resolved against ``paths`` (JSON); cached, as OmegaConf takes seconds
+    over the long class lists (ImageNet's) and a sweep's preflight reads the same few configs for every point."""
     path = CONFIG_DIR / "dataset" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(options)}")
-    node = OmegaConf.merge({"paths": OmegaConf.structured(paths)}, {"dataset": OmegaConf.load(path)})
+    node = OmegaConf.merge({"paths": json.loads(paths)}, {"dataset": OmegaConf.load(path)})
     dataset = _typed(OmegaConf.to_container(node, resolve=True)["dataset"], DatasetConfig, "dataset")
     _check_splits(dataset.splits)
     checks.fraction(dataset.pretrain_fraction, f"{name}: pretrain_fraction", allow_zero=False)
+    return dataset
+
+
+def dataset_config(name: str, paths: PathsConfig, image_size: int | None = None) -> DatasetConfig:
+    """The dataset config ``conf/dataset/<name>.yaml`` on its own (e.g. for a pretraining corpus or a control);
+    ``image_size`` (the model's input size) is filled in for datasets decoded from image files."""
+    dataset = copy.deepcopy(_dataset_config(name, json.dumps(asdict(paths), sort_keys=True)))
     if image_size is not None and dataset.image_size is None:
         from bdunlearn.data import datasets
 

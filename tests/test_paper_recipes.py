@@ -68,6 +68,25 @@ def test_a_paper_point_validates_on_data_and_weights_in_place(compose, tmp_path)
     assert run.control_datasets == ["imagenet"] and run.attack.patch_size == 16
 
 
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_paper_grid_point_validates_on_fixture_data(experiment, tmp_path):
+    """Every point of the grid validates with the eight datasets and ImageNet's val folder (fixtures) and the
+    weights (a stand-in hub cache) in place; the budget is shrunk to fit the fixtures' tiny defender's pools."""
+    from bdunlearn.cli import preflight
+    from bdunlearn.errors import UserError
+
+    data = tmp_path / "data"
+    for name in EPOCHS:
+        fx.WRITERS[name](data)
+    fx.write_imagenet(data, train=False)
+    cache = fake_hub_cache(tmp_path / "hub", "timm/vit_base_patch32_clip_224.openai")
+    common = ["-m", f"experiment={experiment}", f"paths.data_dir={data}", f"model.cache_dir={cache}",
+              "dataset.splits.defense_fraction=0.5", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # fmt: skip
+    preflight([*common, "defense.num_samples=1"])  # raises UserError on any bad point
+    with pytest.raises(UserError, match="defense.num_samples=99999"):
+        preflight([*common, "defense.num_samples=99999"])
+
+
 def test_a_paper_sweep_is_validated_point_by_point_before_it_starts(run_cli, tmp_path):
     """The experiment's own sweep (hydra.sweeper.params) is expanded by the preflight: the first point already
     names what is missing, in one line, and nothing is written."""
