@@ -7,8 +7,11 @@ checks the environment (data present, GPU present), raising one-line UserErrors.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
-from dataclasses import dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -55,6 +58,7 @@ class SplitsConfig:
     val_fraction: float = 0.1
     defense_fraction: float = 0.1
     seed: int = 0
+    max_val_samples: Optional[int] = None  # cap on validation (task-arithmetic: min(10% of train, 5000))
 
 
 @dataclass
@@ -69,6 +73,14 @@ class DatasetConfig:
     # Fraction of the training split that appears, captioned, in the pretraining corpus of models without
     # published weights. Small, so that theta_pre is weak on this task and fine-tuning adds clean accuracy.
     pretrain_fraction: float = 0.1
+    # Datasets read from image files are decoded once at this square size and cached (null: the model's input
+    # size, filled in by validate); datasets read as arrays keep their own size.
+    image_size: Optional[int] = None
+    num_workers: int = 4  # processes decoding image files (first use only; later runs read the decoded cache)
+    partition: Optional[int] = None  # the official partition of datasets that have several (DTD, SUN397)
+    class_folders: Optional[list[str]] = None  # raw class names in the files, parallel to class_names
+    max_train_per_class: Optional[int] = None  # a reproducible subset of the training files (ImageNet)
+    finetune_epochs: Optional[float] = None  # the task-arithmetic literature's fine-tuning epochs on this dataset
 
 
 @dataclass
@@ -80,6 +92,7 @@ class FinetuneConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 20
+    epochs: Optional[float] = None  # when set, steps = ceil(epochs x attacker's training images / batch_size)
 
 
 @dataclass
@@ -116,6 +129,7 @@ class RunConfig:
     skip_completed: bool = True  # a run whose run dir already holds its ok record is not run again
     checkpoint_every: int = 100  # save resumable training state every N steps (0: never)
     eval_batch_size: int = 512
+    control_datasets: list[str] = field(default_factory=list)  # zero-shot CA measured before/after the defense
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -149,15 +163,25 @@ def _pick(registry: dict[str, Any], name: Any, group: str) -> Any:
 def _check_splits(cfg: SplitsConfig) -> None:
     for name in ("test_fraction", "val_fraction", "defense_fraction"):
         checks.fraction(getattr(cfg, name), f"dataset.splits.{name}", allow_one=False)
+    checks.require(
+        cfg.max_val_samples is None or cfg.max_val_samples >= 1,
+        f"dataset.splits.max_val_samples={cfg.max_val_samples}: must be at least 1 (or null: no cap)",
+    )
     total = cfg.test_fraction + cfg.val_fraction + cfg.defense_fraction
     checks.require(total < 1, f"dataset.splits fractions add up to {total:g}; leave some training data (sum < 1)")
 
 
-def _check_model(cfg: ModelConfig) -> int | None:
-    """Check the model block; return the image tower's input size when known without building it."""
+def input_size(model_name: str) -> int | None:
+    """The image tower's square input size, read from the architecture without building the model."""
     from bdunlearn.models.architectures import architecture
 
-    arch = architecture(cfg.name)
+    size = architecture(model_name)["vision_cfg"].get("image_size")
+    return size if isinstance(size, int) else None
+
+
+def _check_model(cfg: ModelConfig) -> int | None:
+    """Check the model block; return the image tower's input size when known without building it."""
+    size = input_size(cfg.name)
     if cfg.pretrained is None:
         checks.require(cfg.pretrain is not None, f"model {cfg.name}: set model.pretrained to an open_clip tag or give a model.pretrain recipe")
         checks.require(len(cfg.pretrain.corpus) > 0, "model.pretrain.corpus is empty; name at least one dataset")
@@ -171,8 +195,11 @@ def _check_model(cfg: ModelConfig) -> int | None:
             f"model.pretrained={cfg.pretrained!r}: open_clip has no such tag for {cfg.name}; "
             f"choose one of {', '.join(tags) or '(none)'} or set model.pretrained=null",
         )
-    size = arch["vision_cfg"].get("image_size")
-    return size if isinstance(size, int) else None
+        from bdunlearn.models import weights
+
+        reason = weights.unavailable(cfg.name, cfg.pretrained, cfg.cache_dir)
+        checks.require(reason is None, reason or "")
+    return size
 
 
 def _check_knowledge(run: RunConfig, inversion: Any):
@@ -196,12 +223,74 @@ def _check_knowledge(run: RunConfig, inversion: Any):
     return module
 
 
-def _check_environment(cfg: RunConfig) -> None:
+def _check_dataset(cfg: DatasetConfig, model_image_size: int | None, where: str = "dataset") -> None:
+    """Class names, templates and the storage settings of one dataset (the run's, or a control dataset);
+    fills in ``image_size`` (the model's input size) for datasets decoded from image files."""
+    from bdunlearn.data import datasets
+
+    checks.require(len(cfg.class_names) >= 2, f"{where}.class_names: need at least two classes")
+    checks.require(len(cfg.templates) >= 1, f"{where}.templates: need at least one prompt template")
+    for template in cfg.templates:
+        checks.require("{}" in template, f"{where}.templates: {template!r} has no '{{}}' placeholder for the class name")
+    decoded = datasets.is_decoded(cfg)
+    if decoded and cfg.image_size is None:
+        cfg.image_size = model_image_size
+    checks.require(
+        decoded or (cfg.image_size is None and cfg.max_train_per_class is None),
+        f"{where}.image_size / max_train_per_class apply to datasets read from image files; {cfg.name} is read as arrays",
+    )
+    checks.require(not decoded or cfg.image_size is not None, f"{where}.image_size: set the square size images are decoded at")
+    checks.require(cfg.image_size is None or cfg.image_size >= 1, f"{where}.image_size={cfg.image_size}: must be at least 1")
+    checks.require(cfg.num_workers >= 0, f"{where}.num_workers={cfg.num_workers}: must be >= 0 (0: decode in this process)")
+    checks.require(cfg.partition is None or 1 <= cfg.partition <= 10, f"{where}.partition={cfg.partition}: choose 1 to 10")
+    checks.require(
+        cfg.max_train_per_class is None or cfg.max_train_per_class >= 1,
+        f"{where}.max_train_per_class={cfg.max_train_per_class}: must be at least 1 (or null: every image)",
+    )
+    checks.require(
+        cfg.finetune_epochs is None or cfg.finetune_epochs > 0,
+        f"{where}.finetune_epochs={cfg.finetune_epochs}: must be positive (or null)",
+    )
+    if cfg.class_folders is not None:
+        checks.require(
+            len(cfg.class_folders) == len(cfg.class_names) and len(set(cfg.class_folders)) == len(cfg.class_folders),
+            f"{where}.class_folders: {len(cfg.class_folders)} entries for {len(cfg.class_names)} class_names; "
+            "give one distinct folder name per class, in class_names order",
+        )
+
+
+def _check_controls(cfg: RunConfig, model_image_size: int | None) -> None:
+    """Each control dataset exists as a config and its test split can be read."""
+    from bdunlearn.data import datasets
+
+    checks.require(
+        len(set(cfg.control_datasets)) == len(cfg.control_datasets),
+        f"control_datasets={cfg.control_datasets}: a dataset is listed twice",
+    )
+    for name in cfg.control_datasets:
+        control = dataset_config(name, cfg.paths)
+        _check_dataset(control, model_image_size, where=f"control dataset {name}")
+        try:
+            datasets.check_available(control, need_train=not datasets.has_official_test(control))
+        except UserError as exc:
+            raise UserError(f"{exc} (a control dataset: drop it with control_datasets=[...])") from exc
+
+
+def _epochs_to_steps(cfg: FinetuneConfig, train_images: int) -> None:
+    if cfg.epochs is not None:
+        checks.require(cfg.epochs > 0, f"finetune.epochs={cfg.epochs}: must be positive (or null: use finetune.steps)")
+        cfg.steps = max(1, math.ceil(cfg.epochs * train_images / cfg.batch_size))
+
+
+def _check_environment(cfg: RunConfig, model_image_size: int | None) -> None:
     from bdunlearn.data import datasets
     from bdunlearn.data.splits import split_sizes
 
     num_train, has_test = datasets.train_size(cfg.dataset)
-    pool = split_sizes(num_train, has_test, cfg.dataset.splits)["defense"]
+    sizes = split_sizes(num_train, has_test, cfg.dataset.splits)
+    pool = sizes["defense"]
+    _epochs_to_steps(cfg.finetune, sizes["train"])
+    _check_controls(cfg, model_image_size)
     if cfg.inversion is not None:
         checks.require(
             cfg.inversion.num_samples <= pool,
@@ -252,13 +341,10 @@ def validate(cfg: DictConfig) -> RunConfig:
     checks.require(run.logger.wandb.mode in WANDB_MODES, f"logger.wandb.mode={run.logger.wandb.mode!r}; choose one of {', '.join(WANDB_MODES)}")
     checks.require(run.checkpoint_every >= 0, f"checkpoint_every={run.checkpoint_every}: must be >= 0 (0 disables)")
     checks.require(run.eval_batch_size >= 1, f"eval_batch_size={run.eval_batch_size}: must be at least 1")
-    checks.require(len(run.dataset.class_names) >= 2, "dataset.class_names: need at least two classes")
-    checks.require(len(run.dataset.templates) >= 1, "dataset.templates: need at least one prompt template")
-    for template in run.dataset.templates:
-        checks.require("{}" in template, f"dataset.templates: {template!r} has no '{{}}' placeholder for the class name")
     _check_splits(run.dataset.splits)
     checks.fraction(run.dataset.pretrain_fraction, "dataset.pretrain_fraction", allow_zero=False)
     image_size = _check_model(run.model)
+    _check_dataset(run.dataset, image_size)
     checks.optim(run.finetune, "finetune")
     attack_cls.check(run.attack, len(run.dataset.class_names), image_size)
     defense_module.check(run.defense)
@@ -269,20 +355,33 @@ def validate(cfg: DictConfig) -> RunConfig:
         f"defense={run.defense.name} needs a trigger to estimate, but attack={run.attack.name} plants none; "
         f"use defense=none (or another attack, or attack_knowledge=unknown to invert a trigger)",
     )
-    _check_environment(run)
+    _check_environment(run, image_size)
     return run
 
 
-def dataset_config(name: str, paths: PathsConfig) -> DatasetConfig:
-    """The dataset config ``conf/dataset/<name>.yaml`` on its own (e.g. for a pretraining corpus)."""
+@functools.lru_cache(maxsize=64)
+def _dataset_config(name: str, paths: str) -> DatasetConfig:
+    """Typed ``conf/dataset/<name>.yaml`` resolved against ``paths`` (JSON); cached, as OmegaConf takes seconds
+    over the long class lists (ImageNet's) and a sweep's preflight reads the same few configs for every point."""
     path = CONFIG_DIR / "dataset" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(options)}")
-    node = OmegaConf.merge({"paths": OmegaConf.structured(paths)}, {"dataset": OmegaConf.load(path)})
+    node = OmegaConf.merge({"paths": json.loads(paths)}, {"dataset": OmegaConf.load(path)})
     dataset = _typed(OmegaConf.to_container(node, resolve=True)["dataset"], DatasetConfig, "dataset")
     _check_splits(dataset.splits)
     checks.fraction(dataset.pretrain_fraction, f"{name}: pretrain_fraction", allow_zero=False)
+    return dataset
+
+
+def dataset_config(name: str, paths: PathsConfig, image_size: int | None = None) -> DatasetConfig:
+    """The dataset config ``conf/dataset/<name>.yaml`` on its own (e.g. for a pretraining corpus or a control);
+    ``image_size`` (the model's input size) is filled in for datasets decoded from image files."""
+    dataset = copy.deepcopy(_dataset_config(name, json.dumps(asdict(paths), sort_keys=True)))
+    if image_size is not None and dataset.image_size is None:
+        from bdunlearn.data import datasets
+
+        dataset.image_size = image_size if datasets.is_decoded(dataset) else None
     return dataset
 
 
@@ -290,14 +389,38 @@ def to_dict(run: RunConfig) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(run), resolve=True)
 
 
+# Keys added after run records were first written: left out of the config hash while unset, so the hashes of
+# runs that do not use them stay as they were. (num_workers changes no number at all.)
+_OMITTED_WHEN_UNSET = {
+    ("dataset",): ("image_size", "partition", "class_folders", "max_train_per_class", "finetune_epochs"),
+    ("dataset", "splits"): ("max_val_samples",),
+    ("finetune",): ("epochs",),
+}
+
+
+def _omit_unset(view: dict) -> dict:
+    for path, keys in _OMITTED_WHEN_UNSET.items():
+        section = view
+        for part in path:
+            section = section.get(part) or {}
+        for key in keys:
+            if key in section and section[key] is None:
+                del section[key]
+    view.get("dataset", {}).pop("num_workers", None)
+    if not view.get("control_datasets"):
+        view.pop("control_datasets", None)
+    return view
+
+
 def scientific_view(run: RunConfig) -> dict:
     """The config minus keys that cannot change results (logging, paths, batch size of evaluation).
 
-    ``inversion`` is left out when unset (attack_knowledge=known), so known-attack hashes stay as they were."""
+    ``inversion`` is left out when unset (attack_knowledge=known), so known-attack hashes stay as they were;
+    so are the keys in ``_OMITTED_WHEN_UNSET``."""
     view = {k: v for k, v in to_dict(run).items() if k not in NON_SCIENTIFIC_KEYS}
     if view.get("inversion") is None:
         view.pop("inversion", None)
-    return view
+    return _omit_unset(view)
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from bdunlearn import attacks, defenses, task_vectors
+from bdunlearn import attacks, control, defenses, task_vectors
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
-from bdunlearn.config import PretrainConfig, RunConfig, dataset_config
+from bdunlearn.config import PretrainConfig, RunConfig, dataset_config, input_size
 from bdunlearn.data import datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
 from bdunlearn.data.images import BatchSchedule, ImageSet
@@ -38,8 +38,13 @@ from bdunlearn.training import OptimSettings, Resume, contrastive_loss, finetune
 log = logging.getLogger(__name__)
 
 
-def load_splits(dataset_cfg) -> Splits:
-    return make_splits(datasets.load(dataset_cfg), dataset_cfg.splits)
+def load_splits(dataset_cfg, cache_dir: str | None = None) -> Splits:
+    """The dataset's splits; datasets of image files are decoded through ``cache_dir`` (None: every time)."""
+    return make_splits(datasets.load(dataset_cfg, cache_dir), dataset_cfg.splits)
+
+
+def data_cache(cfg: RunConfig) -> str | None:
+    return cfg.paths.cache_dir if cfg.use_cache else None
 
 
 def _settings(cfg) -> OptimSettings:
@@ -71,7 +76,7 @@ def pretrained_spec(cfg: RunConfig) -> dict:
 
 
 def _corpus_dataset(cfg: RunConfig, name: str):
-    return cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths)
+    return cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths, input_size(cfg.model.name))
 
 
 def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, resume: Resume | None) -> dict:
@@ -80,7 +85,7 @@ def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, re
     sources = []
     for name in recipe.corpus:
         dataset = _corpus_dataset(cfg, name)
-        split = load_splits(dataset).train  # never validation, the defender's pool or test
+        split = load_splits(dataset, data_cache(cfg)).train  # never validation, the defender's pool or test
         sources.append(LabelledSource(split, dataset.class_names, dataset.templates, dataset.pretrain_fraction))
     corpus = build_corpus(sources, tokenizer, preprocess.image_size, recipe.seed).to(device)
     generator = torch.Generator().manual_seed(recipe.seed)
@@ -138,7 +143,7 @@ def _resume(cfg: RunConfig, cache: ArtifactCache, kind: str, spec: dict) -> Resu
 
 def dataset_spec(cfg: RunConfig) -> dict:
     """Everything about the dataset that determines numbers (not where it lives)."""
-    return {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir")}
+    return {k: v for k, v in vars(cfg.dataset).items() if k not in ("root", "download", "source_dir", "num_workers")}
 
 
 def backdoored_spec(cfg: RunConfig) -> dict:
@@ -272,7 +277,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
     log.info("device: %s (%s); run dir: %s", device, precision.name, run_dir)
 
-    splits = load_splits(cfg.dataset)
+    splits = load_splits(cfg.dataset, data_cache(cfg))
     log.info("splits: %s", splits.sizes())
     splits = Splits(**{name: getattr(splits, name).to(device) for name in ("train", "defense", "val", "test")})
 
@@ -281,6 +286,8 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     pretrained_state = obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
     classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
+    controls = control.prepare(cfg, clip, tokenizer, preprocess, device, data_cache(cfg))
+    control_acc = control.ControlEvaluator(controls, preprocess.image_size, cfg.eval_batch_size, precision)
     attack = attacks.build(cfg.attack)
     attack.prepare(
         PrepareContext(
@@ -294,6 +301,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     evaluator = Evaluator(classifier, splits.test, preprocess.image_size, cfg.eval_batch_size, trigger, cfg.seed, precision)
 
     record.update(evaluator(pretrained_state).as_dict("_pretrained"))
+    record.update(control_acc(pretrained_state, "_pretrained"))
     if handed is not None:
         backdoored_state, from_cache = handed, False
     else:
@@ -304,6 +312,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     record["backdoored_from_cache"] = from_cache
     backdoored_metrics = evaluator(backdoored_state)
     record.update(backdoored_metrics.as_dict("_backdoored"))
+    record.update(control_acc(backdoored_state, "_backdoored"))
     tracker.log({f"backdoored/{k}": v for k, v in backdoored_metrics.as_dict().items()})
 
     defense_attack, defense_target, found = attack, cfg.attack.target_class, None
@@ -331,6 +340,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     record["alpha_curve"] = outcome.alpha_curve
 
     record.update(evaluator(outcome.state).as_dict())
+    record.update(control_acc(outcome.state, ""))
     backdoored_ca = record["clean_acc_backdoored"]
     record["clean_acc_retained"] = record["clean_acc"] / backdoored_ca if backdoored_ca else None
     for key in ("trigger_vector_from_cache", "trigger_finetune_seconds"):

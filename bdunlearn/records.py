@@ -34,7 +34,16 @@ def base_record(cfg: RunConfig) -> dict:
         "config_hash": stable_hash(scientific_view(cfg)),
     }
     record.update({key: None for key in METRIC_KEYS})
+    record.update({key: None for key in control_keys(cfg.control_datasets)})
     return record
+
+
+def control_keys(names: list[str]) -> list[str]:
+    """Record keys of the control datasets beyond the contract's means: θ_pre's mean, and each dataset's CA."""
+    if not names:
+        return []
+    per_dataset = [f"control_acc_{name}{suffix}" for name in names for suffix in ("_pretrained", "_backdoored", "")]
+    return ["control_acc_pretrained", *per_dataset]
 
 
 def write_record(run_dir: str | Path, record: dict) -> Path:

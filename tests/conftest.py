@@ -32,6 +32,7 @@ def cache_dir(tmp_path_factory) -> Path:
 def _isolated_env(monkeypatch, cache_dir, tmp_path_factory):
     monkeypatch.setenv("BDUNLEARN_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("BDUNLEARN_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "huggingface"))  # no weights cached
 
 
 @pytest.fixture

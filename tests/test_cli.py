@@ -14,7 +14,7 @@ from conftest import SHRINK
     "override,fragment",
     [
         ("attack.poison_rate=2", "attack.poison_rate"),
-        ("dataset=nope", "unknown dataset 'nope'; choose one of: digits, fashion_mnist"),
+        ("dataset=nope", "unknown dataset 'nope'; choose one of: cars, cifar10, cifar100, digits, dtd"),
         ("defense=nope", "unknown defense 'nope'"),
         ("attack.patch_sz=4", "patch_sz"),
         ("seed=0,1", "add -m"),

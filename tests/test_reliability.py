@@ -51,6 +51,13 @@ BAD_VALUES = [
     ("seed=0,1", "add -m"),
     ("unknown_key=1", "unknown_key"),
     ("backdoored_checkpoint=/nonexistent/model.safetensors", "no such file"),
+    ("dataset=gtsrb", "no GTSRB under"),
+    ("model=vit_b32", "cannot be downloaded offline"),
+    ("control_datasets=[cifar10]", "no CIFAR-10 at"),
+    ("control_datasets=[nope]", "unknown dataset 'nope'"),
+    ("control_datasets=[digits,digits]", "listed twice"),
+    ("dataset.splits.max_val_samples=0", "dataset.splits.max_val_samples"),
+    ("finetune.epochs=0", "finetune.epochs"),
     ("hydra.run.dir=/proc/bdunlearn-readonly", "cannot write the output directory"),
 ]
 if not torch.cuda.is_available():

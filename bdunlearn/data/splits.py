@@ -29,6 +29,8 @@ def split_sizes(num_train: int, has_test: bool, cfg) -> dict[str, int]:
     """How many images each part carved from the ``num_train`` training images gets."""
     names = ["val", "defense"] if has_test else ["test", "val", "defense"]
     sizes = {name: _take(num_train, getattr(cfg, f"{name}_fraction")) for name in names}
+    if getattr(cfg, "max_val_samples", None) is not None:
+        sizes["val"] = min(sizes["val"], cfg.max_val_samples)
     sizes["train"] = num_train - sum(sizes.values())
     return sizes
 
