@@ -63,5 +63,12 @@ def cosine(a: StateDict, b: StateDict) -> float:
     return dot(a, b) / denominator if denominator > 0 else 0.0
 
 
+def project_out(vector: StateDict, direction: StateDict) -> StateDict:
+    """``vector`` minus its component along ``direction`` (over the tensors they share; unchanged if
+    ``direction`` is zero)."""
+    squared = dot(direction, direction)
+    return add(vector, {k: v for k, v in direction.items() if k in vector}, -dot(vector, direction) / squared) if squared > 0 else dict(vector)
+
+
 def clone(state: StateDict) -> StateDict:
     return {k: v.detach().clone() for k, v in state.items()}

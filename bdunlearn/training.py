@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import torch
@@ -318,13 +319,36 @@ def contrastive_loss(
     return loss_fn
 
 
-def trainable_parameters(model: nn.Module, prefix: str) -> dict[str, nn.Parameter]:
-    """Unfreeze the parameters whose names start with ``prefix`` (e.g. "visual"), freeze the rest."""
+def parameter_patterns(spec: str) -> list[str]:
+    """The comma-separated patterns of a ``params`` setting ("" or only commas: every parameter)."""
+    return [p.strip() for p in spec.split(",") if p.strip()] or [""]
+
+
+def selects(name: str, patterns: list[str]) -> bool:
+    """Whether a parameter name is chosen: a pattern with a wildcard (``*?[``) is an ``fnmatch`` glob over the
+    whole name, any other pattern a name prefix ("visual" is the image tower)."""
+    return any(fnmatchcase(name, p) if any(c in p for c in "*?[") else name.startswith(p) for p in patterns)
+
+
+def selected_names(model: nn.Module, spec: str, key: str = "params") -> list[str]:
+    """Names of the parameters ``spec`` selects (comma-separated prefixes or globs, see ``selects``); a spec that
+    selects nothing is a UserError naming ``key``."""
+    patterns = parameter_patterns(spec)
+    names = [name for name, _ in model.named_parameters() if selects(name, patterns)]
+    if not names:
+        raise UserError(
+            f"{key}={spec!r} selects no parameter; use a name prefix such as 'visual' (image tower) or '' (all), "
+            "or globs such as 'visual.transformer.resblocks.*.attn.*'"
+        )
+    return names
+
+
+def trainable_parameters(model: nn.Module, spec: str) -> dict[str, nn.Parameter]:
+    """Unfreeze the parameters ``spec`` selects (see ``selected_names``), freeze the rest."""
+    names = set(selected_names(model, spec))
     chosen = {}
     for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith(prefix))
+        param.requires_grad_(name in names)
         if param.requires_grad:
             chosen[name] = param
-    if not chosen:
-        raise UserError(f"no parameter name starts with {prefix!r}; use e.g. 'visual' (image tower) or '' (all)")
     return chosen

@@ -6,6 +6,9 @@
 - optionally ``NEEDS_TRIGGER = True``: refused at validation with attacks that plant no trigger (attack=none).
 """
 
-from bdunlearn.defenses import cleanclip, finetune, ft_sam, none, par, tbar
+from bdunlearn.defenses import cleanclip, finetune, ft_sam, interpolate, none, par, tbar
 
-REGISTRY = {"none": none, "tbar": tbar, "finetune": finetune, "ft_sam": ft_sam, "cleanclip": cleanclip, "par": par}
+REGISTRY = {
+    "none": none, "tbar": tbar, "finetune": finetune, "ft_sam": ft_sam, "cleanclip": cleanclip, "par": par,
+    "interpolate": interpolate,
+}  # fmt: skip

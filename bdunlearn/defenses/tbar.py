@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
+import torch
 from tqdm.auto import tqdm
 
 from bdunlearn import checks, task_vectors
-from bdunlearn.data.poison import triggered_target_set
+from bdunlearn.data.images import ImageSet
+from bdunlearn.data.poison import TriggerableSet, triggered_target_set
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.finetuning import draw_samples
 from bdunlearn.errors import UserError
@@ -22,8 +24,12 @@ log = logging.getLogger(__name__)
 class TbarConfig(DefenseConfig):
     num_samples: int = 100
     clean_fraction: float = 0.0  # fraction of the samples left clean (own labels) instead of triggered
+    images: str = "all"  # pool images the samples are drawn from: "all", or "non_target" (class != target)
+    contrast: str = "none"  # "target" / "own_labels": subtract a fine-tune of the same images without the trigger,
+    #                         labelled with the target / with their own labels ("none": the paper's tau_t)
+    contrast_op: str = "subtract"  # "subtract" the contrast vector, or "project" it out of tau_t
     start: str = "backdoored"  # fine-tune the trigger vector from theta_b ("backdoored") or theta_pre
-    params: str = "visual"  # parameter-name prefix that is fine-tuned (and so spans the trigger vector)
+    params: str = "visual"  # parameters fine-tuned (and so spanning the trigger vector): prefixes or globs
     steps: int = 100
     batch_size: int = 32
     lr: float = 1e-4
@@ -34,6 +40,9 @@ class TbarConfig(DefenseConfig):
 
 
 Config = TbarConfig
+IMAGES = ("all", "non_target")
+CONTRASTS = ("none", "target", "own_labels")
+CONTRAST_OPS = ("subtract", "project")
 NEEDS_TRIGGER = True  # the trigger vector is fine-tuned on triggered samples: attack=none has nothing to remove
 
 
@@ -45,6 +54,13 @@ def check(cfg: TbarConfig) -> None:
     checks.require(0 < cfg.kappa <= 1, f"defense.kappa={cfg.kappa} is out of range; it must lie in (0, 1]")
     checks.fraction(cfg.clean_fraction, "defense.clean_fraction", allow_one=False)
     checks.choice(cfg.start, ("backdoored", "pretrained"), "defense.start")
+    checks.choice(cfg.images, IMAGES, "defense.images")
+    checks.choice(cfg.contrast, CONTRASTS, "defense.contrast")
+    checks.choice(cfg.contrast_op, CONTRAST_OPS, "defense.contrast_op")
+    checks.require(
+        cfg.contrast == "none" or cfg.clean_fraction == 0,
+        f"defense.contrast={cfg.contrast} already fine-tunes on the clean images; leave defense.clean_fraction at 0",
+    )
 
 
 @dataclass
@@ -83,37 +99,65 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
 
 # The settings that shape the trigger vector (the alpha grid and kappa only choose how much of it to subtract).
 VECTOR_KEYS = ("num_samples", "clean_fraction", "start", "params", "steps", "batch_size", "lr", "weight_decay", "warmup_steps")
+# Added later: part of the cache key only when not at their defaults, so the paper variant's cached vectors stay valid.
+VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "subtract"}
 
 
 def trigger_vector_spec(inputs: DefenseInputs, cfg: TbarConfig) -> dict:
+    variant = {key: getattr(cfg, key) for key, default in VARIANT_DEFAULTS.items() if getattr(cfg, key) != default}
     return {
         "backdoored": inputs.backdoored_spec,
-        "tbar": {key: getattr(cfg, key) for key in VECTOR_KEYS},
+        "tbar": {**{key: getattr(cfg, key) for key in VECTOR_KEYS}, **variant},
         "target_class": inputs.target_class,
         "seed": inputs.seed,
         "precision": inputs.precision.name,
     }
 
 
-def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[task_vectors.StateDict, dict]:
-    """tau_t = theta_b' - theta_start, theta_b' fine-tuned from ``cfg.start`` on triggered samples labelled with
-    the target class; with metadata (samples, seconds, final loss)."""
-    samples = draw_samples(inputs.pool, cfg.num_samples, inputs.seed)
-    clean_count = int(round(cfg.clean_fraction * len(samples)))
-    data = triggered_target_set(samples, inputs.target_class, clean_count)
+def draw_triggered_samples(inputs: DefenseInputs, cfg: TbarConfig) -> ImageSet:
+    """The pool images TBAR's fine-tunes see: ``cfg.num_samples`` of the pool, or of its non-target images."""
+    pool = inputs.pool
+    if cfg.images == "non_target":
+        pool = pool.subset(torch.nonzero(pool.labels != inputs.target_class).flatten())
+        if len(pool) < cfg.num_samples:
+            raise UserError(
+                f"defense.num_samples={cfg.num_samples} exceeds the {len(pool)} pool images outside the target class "
+                f"{inputs.target_class}; lower it or use defense.images=all"
+            )
+    return draw_samples(pool, cfg.num_samples, inputs.seed)
 
-    start = inputs.backdoored if cfg.start == "backdoored" else inputs.pretrained
+
+def _finetune_vector(inputs: DefenseInputs, cfg: TbarConfig, data, start, desc: str):
+    """``start`` fine-tuned on ``data`` minus ``start``, over ``cfg.params``; with the fine-tune's result."""
     clip = inputs.classifier.clip
     clip.load_state_dict(start)
     params = trainable_parameters(clip, cfg.params)
     settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
     result = finetune_classifier(
         inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
-        seed=inputs.seed, desc="tbar: trigger fine-tune", precision=inputs.precision,
+        seed=inputs.seed, desc=desc, precision=inputs.precision,
     )  # fmt: skip
     finetuned = clip.state_dict()
-    vector = task_vectors.subtract({k: finetuned[k] for k in params}, start)
-    return vector, {"samples": len(samples), "seconds": result.seconds, "final_loss": result.final_loss}
+    return task_vectors.subtract({k: finetuned[k] for k in params}, start), result
+
+
+def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[task_vectors.StateDict, dict]:
+    """tau_t = theta_b' - theta_start, theta_b' fine-tuned from ``cfg.start`` on triggered samples labelled with
+    the target class (minus the same fine-tune on the clean images under ``cfg.contrast``); with metadata
+    (samples, seconds, final loss)."""
+    samples = draw_triggered_samples(inputs, cfg)
+    clean_count = int(round(cfg.clean_fraction * len(samples)))
+    start = inputs.backdoored if cfg.start == "backdoored" else inputs.pretrained
+    triggered = triggered_target_set(samples, inputs.target_class, clean_count)
+    vector, result = _finetune_vector(inputs, cfg, triggered, start, "tbar: trigger fine-tune")
+    seconds = result.seconds
+    if cfg.contrast != "none":
+        labels = torch.full_like(samples.labels, inputs.target_class) if cfg.contrast == "target" else samples.labels
+        untriggered = TriggerableSet(samples.images, labels, torch.zeros_like(triggered.triggered))
+        contrast, contrast_result = _finetune_vector(inputs, cfg, untriggered, start, "tbar: contrast fine-tune")
+        vector = task_vectors.add(vector, contrast, -1.0) if cfg.contrast_op == "subtract" else task_vectors.project_out(vector, contrast)
+        seconds += contrast_result.seconds
+    return vector, {"samples": len(samples), "seconds": seconds, "final_loss": result.final_loss}
 
 
 def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
