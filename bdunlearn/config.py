@@ -18,7 +18,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bdunlearn import checks
+from bdunlearn import analysis, checks
+from bdunlearn.analysis import AnalysisConfig
 from bdunlearn.runtime import PRECISIONS
 from bdunlearn.errors import UserError
 
@@ -36,6 +37,7 @@ class PretrainConfig:
     """Contrastive pretraining of a model that has no published weights (the project's tiny CLIP)."""
 
     corpus: list[str] = MISSING  # dataset configs whose training images (their pretrain_fraction), captioned, form the corpus
+    corpus_fractions: Optional[dict[str, float]] = None  # per corpus dataset: a pretrain_fraction replacing its own
     steps: int = 300
     batch_size: int = 128
     lr: float = 1e-3
@@ -130,6 +132,8 @@ class RunConfig:
     checkpoint_every: int = 100  # save resumable training state every N steps (0: never)
     eval_batch_size: int = 512
     control_datasets: list[str] = field(default_factory=list)  # zero-shot CA measured before/after the defense
+    label: Optional[str] = None  # a name for the run's recipe in tables (a study arm sets it); changes no number
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)  # diagnostics beyond the contract's metrics
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -137,7 +141,9 @@ ATTACK_KNOWLEDGE = ("known", "unknown")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # The parts of a run config that do not change any number the run produces.
-NON_SCIENTIFIC_KEYS = ("logger", "paths", "use_cache", "skip_completed", "checkpoint_every", "eval_batch_size", "device", "compile")
+NON_SCIENTIFIC_KEYS = (
+    "logger", "paths", "use_cache", "skip_completed", "checkpoint_every", "eval_batch_size", "device", "compile", "label",
+)  # fmt: skip
 
 
 def _typed(node: Any, schema: type, where: str):
@@ -185,6 +191,12 @@ def _check_model(cfg: ModelConfig) -> int | None:
     if cfg.pretrained is None:
         checks.require(cfg.pretrain is not None, f"model {cfg.name}: set model.pretrained to an open_clip tag or give a model.pretrain recipe")
         checks.require(len(cfg.pretrain.corpus) > 0, "model.pretrain.corpus is empty; name at least one dataset")
+        for name, value in (cfg.pretrain.corpus_fractions or {}).items():
+            checks.require(
+                name in cfg.pretrain.corpus,
+                f"model.pretrain.corpus_fractions.{name}: {name} is not in model.pretrain.corpus {list(cfg.pretrain.corpus)}",
+            )
+            checks.fraction(value, f"model.pretrain.corpus_fractions.{name}", allow_zero=False)
         checks.optim(cfg.pretrain, "model.pretrain")
     else:
         import open_clip  # only for published weights: listing their tags needs the library
@@ -348,6 +360,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     checks.optim(run.finetune, "finetune")
     attack_cls.check(run.attack, len(run.dataset.class_names), image_size)
     defense_module.check(run.defense)
+    analysis.check(run.analysis)
     if inversion_module is not None:
         inversion_module.check(run.inversion)
     checks.require(
@@ -392,6 +405,7 @@ def to_dict(run: RunConfig) -> dict:
 # Keys added after run records were first written: left out of the config hash while unset, so the hashes of
 # runs that do not use them stay as they were. (num_workers changes no number at all.)
 _OMITTED_WHEN_UNSET = {
+    ("model", "pretrain"): ("corpus_fractions",),
     ("dataset",): ("image_size", "partition", "class_folders", "max_train_per_class", "finetune_epochs"),
     ("dataset", "splits"): ("max_val_samples",),
     ("finetune",): ("epochs",),
@@ -399,6 +413,15 @@ _OMITTED_WHEN_UNSET = {
 
 
 def _omit_unset(view: dict) -> dict:
+    from bdunlearn.defenses.tbar import VARIANT_DEFAULTS  # TBAR's variant keys, added later, at their defaults
+
+    if view.get("analysis") == asdict(AnalysisConfig()):  # diagnostics off: hashes stay as before they existed
+        view.pop("analysis")
+    defense = view.get("defense") or {}
+    if defense.get("name") == "tbar":
+        for key, default in VARIANT_DEFAULTS.items():
+            if defense.get(key) == default:
+                defense.pop(key)
     for path, keys in _OMITTED_WHEN_UNSET.items():
         section = view
         for part in path:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from bdunlearn import attacks, control, defenses, task_vectors
+from bdunlearn import analysis, attacks, control, defenses, task_vectors
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
@@ -33,7 +33,9 @@ from bdunlearn.records import base_record
 from bdunlearn.runtime import Precision, configure_backends, resolve_device, resolve_precision
 from bdunlearn.tracking import Tracker
 from bdunlearn.task_vectors import StateDict
-from bdunlearn.training import OptimSettings, Resume, contrastive_loss, finetune_classifier, fit, trainable_parameters
+from bdunlearn.training import (
+    OptimSettings, Resume, contrastive_loss, finetune_classifier, fit, selected_names, trainable_parameters,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def pretrained_spec(cfg: RunConfig) -> dict:
         spec["precision"] = _precision_name(cfg)
         pretrain = cfg.model.pretrain
         corpus = [_corpus_dataset(cfg, name) for name in pretrain.corpus]
-        spec["pretrain"] = {k: v for k, v in vars(pretrain).items()}
+        spec["pretrain"] = {k: v for k, v in vars(pretrain).items() if not (k == "corpus_fractions" and v is None)}
         spec["corpus"] = [
             {
                 "name": d.name,
@@ -76,7 +78,10 @@ def pretrained_spec(cfg: RunConfig) -> dict:
 
 
 def _corpus_dataset(cfg: RunConfig, name: str):
-    return cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths, input_size(cfg.model.name))
+    """A corpus dataset's config, with the recipe's ``corpus_fractions`` entry (if any) as its pretrain_fraction."""
+    dataset = cfg.dataset if name == cfg.dataset.name else dataset_config(name, cfg.paths, input_size(cfg.model.name))
+    fraction = (cfg.model.pretrain.corpus_fractions or {}).get(name)
+    return dataset if fraction is None else replace(dataset, pretrain_fraction=fraction)
 
 
 def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, resume: Resume | None) -> dict:
@@ -248,6 +253,25 @@ def invert_trigger(cfg: RunConfig, classifier, backdoored: StateDict, splits: Sp
     )  # fmt: skip
 
 
+# --- diagnostics -----------------------------------------------------------------------------------------
+
+
+def analyse(cfg, classifier, pretrained, backdoored, evaluator, attack, splits, preprocess, cache, device, run_dir, trigger_vector) -> dict:
+    """``analysis.*``: theta_c (the attacker's recipe on clean data, cached), its metrics, and the diagnostics of
+    ``bdunlearn.analysis``."""
+    clean_cfg = analysis.clean_model_config(cfg)
+    clean_state, _, _ = obtain_backdoored(
+        clean_cfg, classifier, pretrained, attacks.build(clean_cfg.attack), splits, preprocess, cache, device
+    )
+    record = evaluator(clean_state).as_dict("_clean_model")
+    context = analysis.Context(
+        cfg=cfg, classifier=classifier, pretrained=pretrained, backdoored=backdoored, clean_model=clean_state, test=splits.test,
+        attack=attack, image_size=preprocess.image_size, precision=evaluator.precision, run_dir=run_dir, trigger_vector=trigger_vector,
+    )  # fmt: skip
+    record.update(analysis.analyse(context))
+    return record
+
+
 # --- the run ---------------------------------------------------------------------------------------------
 
 
@@ -282,6 +306,8 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     splits = Splits(**{name: getattr(splits, name).to(device) for name in ("train", "defense", "val", "test")})
 
     clip, tokenizer, preprocess = build_model(cfg.model, device)
+    if getattr(cfg.defense, "params", None) is not None:
+        selected_names(clip, cfg.defense.params, "defense.params")  # a pattern that selects nothing: fail before training
     handed = load_handed_checkpoint(cfg.backdoored_checkpoint, clip, cfg.model.name) if cfg.backdoored_checkpoint else None
     pretrained_state = obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
     head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
@@ -349,6 +375,11 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     if "trigger_vector" in outcome.extras:
         attack_vector = task_vectors.subtract({k: backdoored_state[k] for k in outcome.extras["trigger_vector"]}, pretrained_state)
         record["cosine_trigger_attack"] = task_vectors.cosine(outcome.extras["trigger_vector"], attack_vector)
+    if cfg.analysis.clean_reference:
+        record.update(
+            analyse(cfg, classifier, pretrained_state, backdoored_state, evaluator, attack, splits, preprocess, cache, device, run_dir,
+                    outcome.extras.get("trigger_vector"))
+        )  # fmt: skip
     record["status"] = "ok"
     if outcome.alpha_curve:
         tracker.log_table("tbar/alpha_curve", outcome.alpha_curve)

@@ -26,6 +26,7 @@ def base_record(cfg: RunConfig) -> dict:
         "dataset": cfg.dataset.name,
         "attack": cfg.attack.name,
         "defense": cfg.defense.name,
+        "label": cfg.label or cfg.defense.name,
         "seed": cfg.seed,
         "target_class": cfg.attack.target_class,
         "poison_rate": cfg.attack.poison_rate,
