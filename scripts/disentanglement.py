@@ -30,7 +30,6 @@ Weights are swapped in place (``load_state_dict`` into one model); evaluation is
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import io
 import logging
@@ -44,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attack_table import hardware  # noqa: E402
 
 from bdunlearn import attacks, pipeline, task_vectors  # noqa: E402
+from bdunlearn.analysis import grid_summary, write_grid  # noqa: E402
 from bdunlearn.atomic import atomic_path, write_text_atomic  # noqa: E402
 from bdunlearn.cache import ArtifactCache  # noqa: E402
 from bdunlearn.config import CONFIG_DIR, validate  # noqa: E402
@@ -165,15 +165,6 @@ def save_heatmap(result: dict, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_csv(result: dict, path: Path) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(result["rows"][0]))
-    writer.writeheader()
-    for row in result["rows"]:
-        writer.writerow({k: f"{v:.6g}" for k, v in row.items()})
-    write_text_atomic(path, out.getvalue())
-
-
 def summary(results: list[dict], command: str, low: float) -> str:
     lines = [
         "# Weight disentanglement of clean and trigger task vectors",
@@ -192,7 +183,7 @@ def summary(results: list[dict], command: str, low: float) -> str:
     for result in results:
         rows = result["rows"]
         at_one = next((r for r in rows if r["alpha_c"] == 1.0 and r["alpha_t"] == 1.0), None)
-        area = sum(r["xi"] <= low for r in rows) / len(rows)
+        area = grid_summary(rows, low)["xi_disentangled_area"]
         name = f"disentanglement_{result['attack']}{'' if result['trigger_vector'] == 'triggered' else '_difference'}"
         one = (f"{at_one['xi']:.3f} | {at_one['clean_acc']:.3f} | {at_one['asr']:.3f}") if at_one else "– | – | –"
         lines.append(
@@ -222,7 +213,7 @@ def main() -> None:
             result = measure(attack_name, args.seed, args.overrides, alphas, which, args.trigger_steps)
             name = f"disentanglement_{attack_name}{'' if which == 'triggered' else '_difference'}"
             save_heatmap(result, args.out / f"{name}.png")
-            save_csv(result, args.out / f"{name}.csv")
+            write_grid(result["rows"], args.out / f"{name}.csv")
             log.info("%s (%s): cos %.3f, xi(1,1) in %s", attack_name, which, result["cosine"], args.out / f"{name}.csv")
             results.append(result)
     command = "python scripts/disentanglement.py " + " ".join(sys.argv[1:])

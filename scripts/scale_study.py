@@ -104,7 +104,7 @@ def cell(values: pd.Series, digits: int = 3) -> str:
 
 def rung_table(frame: pd.DataFrame) -> list[str]:
     head = (
-        "| rung | image-tower params | seeds | CA θ_pre (zero-shot) | CA θ_c (clean fine-tune) | CA θ_b | ASR θ_b | fine-tune gain "
+        "| rung | image-tower params | seeds | CA θ_pre (zero-shot) | CA θ_c (clean fine-tune) | ASR θ_c | CA θ_b | ASR θ_b | fine-tune gain "
         "| control CA θ_pre | control CA θ_b | ξ(1, 1) | ξ ≤ 0.1 area | cos(θ_b−θ_c, θ_c−θ_pre) | cos(τ_t, θ_b−θ_pre) | cos(τ_t, θ_b−θ_c) |"
     )
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
@@ -116,7 +116,8 @@ def rung_table(frame: pd.DataFrame) -> list[str]:
         params = _params(model)
         lines.append(
             f"| {rung_name(model)} | {params:,} | {base['seed'].nunique()} | {cell(base['clean_acc_pretrained'])} | "
-            f"{cell(base.get('clean_acc_clean_model', pd.Series(dtype=float)))} | {cell(base['clean_acc_backdoored'])} | "
+            f"{cell(base.get('clean_acc_clean_model', pd.Series(dtype=float)))} | {cell(base.get('asr_clean_model', pd.Series(dtype=float)))} | "
+            f"{cell(base['clean_acc_backdoored'])} | "
             f"{cell(base['asr_backdoored'])} | {cell(base['gain'])} | {cell(base.get('control_acc_pretrained', pd.Series(dtype=float)))} | "
             f"{cell(base.get('control_acc_backdoored', pd.Series(dtype=float)))} | {cell(reference.get('xi_at_one', pd.Series(dtype=float)))} | "
             f"{cell(reference.get('xi_disentangled_area', pd.Series(dtype=float)), 2)} | {cell(reference.get('cosine_poison_clean', pd.Series(dtype=float)))} | "
@@ -142,6 +143,12 @@ def arm_table(frame: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     rows = []
     for model in rungs(frame):
+        base = frame[frame["model"] == model].drop_duplicates("seed")
+        kept = pd.to_numeric(base["clean_acc_pretrained"]) / pd.to_numeric(base["clean_acc_backdoored"])
+        lines.append(
+            f"| {rung_name(model)} | θ_pre (zero-shot) | {len(base)} | {cell(base['clean_acc_pretrained'])} | "
+            f"{cell(base['asr_pretrained'])} | {cell(kept)} | {cell(base.get('control_acc_pretrained', pd.Series(dtype=float)))} | – | – | – | – | – |"
+        )
         for arm in arms(frame):
             runs = frame[(frame["model"] == model) & (frame["label"] == arm)]
             if runs.empty:
@@ -270,7 +277,7 @@ def plot_tradeoff(frame: pd.DataFrame, path: Path) -> None:
                         color=cmap(i % 20), marker=marker, ms=7, lw=1, label=arm)  # fmt: skip
         ax.set(title=rung_name(model), xlabel="test ASR", ylabel="test CA kept (CA / CA θ_b)", xlim=(-0.03, 1.03))
     axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"Each arm's trade-off (faint: seeds; bold: mean ± std); green: ASR ≤ {CLAIM_ASR}, dotted: {CLAIM_KEPT:.0%} kept", fontsize=9)
+    fig.suptitle(f"Test trade-off per arm (faint: seeds, bold: mean ± std)\ngreen: ASR ≤ {CLAIM_ASR}; dotted: {CLAIM_KEPT:.0%} of CA kept", fontsize=9)
     _save(fig, path)
 
 
@@ -336,7 +343,9 @@ def provenance(sources: list[str], frame: pd.DataFrame) -> list[str]:
             if (sweep / "multirun.yaml").is_file():
                 commands.append(sweep_command(sweep))
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return [
@@ -376,7 +385,8 @@ def main() -> None:
         "",
         "## The testbed and the weight-space diagnostics, per rung",
         "",
-        "CA and ASR on the test split; the fine-tune gain is CA θ_b − CA θ_pre; ξ (the reference arm, test images) of",
+        "CA and ASR on the test split (ASR θ_c: the trigger's effect on a model that never saw it, the floor a defense can reach);",
+        "the fine-tune gain is CA θ_b − CA θ_pre; ξ (the reference arm, test images) of",
         "τ_c = θ_c − θ_pre and the poison vector θ_b − θ_c; τ_t is TBAR's trigger vector (paper variant).",
         "",
         *rung_table(frame),
