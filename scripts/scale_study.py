@@ -336,6 +336,34 @@ def plot_disentanglement(frame: pd.DataFrame, path: Path) -> bool:
     return True
 
 
+def fidelity_row(frame: pd.DataFrame) -> list[str]:
+    """The record ``bdunlearn experiment=fidelity_cpu`` reproduces: the study's run of the same rung, arm and seed."""
+    from hydra import compose, initialize_config_dir
+
+    from bdunlearn.config import CONFIG_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="scale_study"):
+        cfg = compose(config_name="config", overrides=["experiment=fidelity_cpu"])
+    match = frame[(frame["model"] == cfg.model.name) & (frame["label"] == cfg.label) & (frame["seed"] == cfg.seed)]
+    if match.empty:
+        return [f"- `experiment=fidelity_cpu` ({cfg.model.name}, `{cfg.label}`, seed {cfg.seed}) has no run in these records."]
+    run = match.iloc[0]
+    return [
+        f"`bdunlearn experiment=fidelity_cpu` is this study's {rung_name(run['model'])} `{run['label']}` run with seed {run['seed']} "
+        f"(without the θ_c diagnostics, which change no number of it); it reproduces this row:",
+        "",
+        "| rung | arm | seed | CA θ_pre | CA θ_b | ASR θ_b | CA | ASR | CA kept | control CA | α |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| {rung_name(run['model'])} | `{run['label']}` | {run['seed']} | {run['clean_acc_pretrained']:.4f} | {run['clean_acc_backdoored']:.4f} | "
+        f"{run['asr_backdoored']:.4f} | {run['clean_acc']:.4f} | {run['asr']:.4f} | {run['clean_acc_retained']:.4f} | "
+        f"{_fmt(run.get('control_acc'))} | {_fmt(run.get('alpha'), 2)} |",
+    ]
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "–" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+
 def provenance(sources: list[str], frame: pd.DataFrame) -> list[str]:
     commands = []
     for source in sources:
@@ -398,6 +426,10 @@ def main() -> None:
         f"where ASR first reaches {CLAIM_ASR}, and how low ASR gets while {CLAIM_KEPT:.0%} of CA is kept (the κ rule's choice).",
         "",
         *arm_lines,
+        "",
+        "## `experiment=fidelity_cpu`",
+        "",
+        *fidelity_row(frame),
         "",
         "## Figures",
         "",

@@ -98,3 +98,17 @@ def test_the_larger_rungs_pretrain_to_a_zero_shot_classifier(tmp_path, model):
     line = next(line for line in done.stdout.splitlines() if line.startswith(f"{model}:"))
     zero_shot = float(line.split("zero-shot CA ")[1].split()[0])
     assert zero_shot > 0.3  # ten classes: far above chance
+
+
+@pytest.mark.slow
+def test_fidelity_cpu_reproduces_its_row_of_the_committed_scale_study(run_cli, tmp_path, monkeypatch):
+    """From an empty cache (pretraining included), as a new user would run it: outside CI."""
+    text = (REPO / "results" / "scale_study.md").read_text().split("## `experiment=fidelity_cpu`")[1]
+    row = next(line for line in text.splitlines() if line.startswith("| ") and "`" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    monkeypatch.setenv("BDUNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    done, run_dir = run_cli("experiment=fidelity_cpu", "logger.wandb.mode=disabled", timeout=3600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((run_dir / "result.json").read_text())
+    keys = ("clean_acc_pretrained", "clean_acc_backdoored", "asr_backdoored", "clean_acc", "asr", "clean_acc_retained")
+    assert [f"{record[k]:.4f}" for k in keys] == cells[3:9]

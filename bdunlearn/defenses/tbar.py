@@ -57,10 +57,6 @@ def check(cfg: TbarConfig) -> None:
     checks.choice(cfg.images, IMAGES, "defense.images")
     checks.choice(cfg.contrast, CONTRASTS, "defense.contrast")
     checks.choice(cfg.contrast_op, CONTRAST_OPS, "defense.contrast_op")
-    checks.require(
-        cfg.contrast == "none" or cfg.clean_fraction == 0,
-        f"defense.contrast={cfg.contrast} already fine-tunes on the clean images; leave defense.clean_fraction at 0",
-    )
 
 
 @dataclass
