@@ -48,6 +48,7 @@ class Blended(Attack):
         self.pattern_seed = int(pattern_seed)
         self.pattern_file = pattern_file
         self._patterns: dict[tuple, torch.Tensor] = {}  # made once per shape and device, not per batch
+        self._scaled: dict[tuple, torch.Tensor] = {}  # r * pattern, likewise
 
     def blend_pattern(self, channels: int, height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
         """The pattern, [channels, height, width] in [0, 1]."""
@@ -65,5 +66,9 @@ class Blended(Attack):
 
     def apply_(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _, channels, height, width = pixels.shape
-        pattern = self.blend_pattern(channels, height, width, pixels.device, pixels.dtype)
-        return pixels.lerp_(pattern.expand_as(pixels), self.blend_ratio)
+        key = (channels, height, width, str(pixels.device), pixels.dtype)
+        if key not in self._scaled:
+            self._scaled[key] = self.blend_pattern(channels, height, width, pixels.device, pixels.dtype) * self.blend_ratio
+        # r * pattern + (1 - r) * x in one pass over the batch: as fast as a plain in-place add, where lerp_ against
+        # the broadcast pattern takes about twice as long on the CPU (memory-bound at 224 px)
+        return torch.add(self._scaled[key], pixels, alpha=1.0 - self.blend_ratio, out=pixels)
