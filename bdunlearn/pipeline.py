@@ -104,7 +104,7 @@ def pretrain_contrastive(clip, tokenizer, preprocess, cfg: RunConfig, device, re
         generator=generator, resume=resume, precision=resolve_precision(cfg.precision, device),
     )  # fmt: skip
     clip.eval()
-    return {"corpus_size": len(corpus), "seconds": result.seconds, "final_loss": result.final_loss}
+    return {"corpus_size": len(corpus), "seconds": result.seconds, "final_loss": result.final_loss, "resumed_from_step": result.resumed_from}
 
 
 def build_model(model_cfg, device):

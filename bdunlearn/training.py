@@ -40,8 +40,9 @@ class OptimSettings:
 @dataclass
 class TrainResult:
     steps: int
-    seconds: float
+    seconds: float  # every sitting's, when the fine-tune was resumed (sittings saved before this was kept: not counted)
     losses: list[float] = field(default_factory=list)
+    resumed_from: int = 0  # the step a resumed fine-tune continued from (0: it ran in one sitting)
 
     @property
     def final_loss(self) -> float:
@@ -117,10 +118,11 @@ class Resume:
     every: int
 
 
-def _save_state(resume: Resume, step, params, optimizer, scheduler, generator, losses, fingerprint) -> None:
+def _save_state(resume: Resume, step, params, optimizer, scheduler, generator, losses, fingerprint, seconds) -> None:
     state = {
         "fingerprint": fingerprint,
         "step": step,
+        "seconds": seconds,
         "params": [p.detach().cpu() for p in params],
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -137,21 +139,22 @@ def _save_state(resume: Resume, step, params, optimizer, scheduler, generator, l
         tmp.unlink(missing_ok=True)
 
 
-def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerprint) -> tuple[int, list[float]]:
-    """Restore a saved state into the live objects; (0, []) if there is none or it belongs to other settings."""
+def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerprint) -> tuple[int, list[float], float]:
+    """Restore a saved state into the live objects; (step, losses, seconds spent so far), or (0, [], 0.0) if there is
+    none or it belongs to other settings."""
     if not resume.path.is_file():
-        return 0, []
+        return 0, [], 0.0
     try:
         state = torch.load(resume.path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file: start over rather than fail
         log.warning("ignoring unreadable resume state %s (%s)", resume.path, exc)
-        return 0, []
+        return 0, [], 0.0
     shapes_match = len(state["params"]) == len(params) and all(
         saved.shape == live.shape for saved, live in zip(state["params"], params, strict=True)
     )
     if state.get("fingerprint") != fingerprint or not shapes_match:
         log.warning("ignoring resume state %s: it was saved by different settings", resume.path)
-        return 0, []
+        return 0, [], 0.0
     with torch.no_grad():
         for saved, live in zip(state["params"], params, strict=True):
             live.copy_(saved)
@@ -163,7 +166,7 @@ def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerp
     if generator is not None and state["generator"] is not None:
         generator.set_state(state["generator"])
     log.info("resuming from step %d (%s)", state["step"], resume.path)
-    return state["step"], list(state["losses"])
+    return state["step"], list(state["losses"]), float(state.get("seconds", 0.0))
 
 
 def fit(
@@ -191,7 +194,7 @@ def fit(
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
     fingerprint = json.dumps({**asdict(settings), "sam": asdict(sam) if sam else None}, sort_keys=True)
-    first, losses = _load_state(resume, params, optimizer, scheduler, generator, fingerprint) if resume else (0, [])
+    first, losses, earlier = _load_state(resume, params, optimizer, scheduler, generator, fingerprint) if resume else (0, [], 0.0)
     pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per chunk, not per step)
 
     def flush(last_step: int) -> None:
@@ -226,11 +229,11 @@ def fit(
             flush(step)
         if resume and resume.every and done % resume.every == 0 and done < settings.steps:
             flush(step)
-            _save_state(resume, done, params, optimizer, scheduler, generator, losses, fingerprint)
+            _save_state(resume, done, params, optimizer, scheduler, generator, losses, fingerprint, earlier + time.perf_counter() - start)
     progress.close()
     if resume:
         resume.path.unlink(missing_ok=True)
-    return TrainResult(steps=settings.steps, seconds=time.perf_counter() - start, losses=losses)
+    return TrainResult(steps=settings.steps, seconds=earlier + time.perf_counter() - start, losses=losses, resumed_from=first)
 
 
 def classification_loss(

@@ -70,6 +70,7 @@ def pretrain(model: str, overrides: list[str]) -> dict:
         "params": sum(p.numel() for p in clip.parameters()), "corpus": list(recipe.corpus) if recipe else [],
         "corpus_size": meta.get("corpus_size"), "steps": recipe.steps if recipe else None,
         "batch_size": recipe.batch_size if recipe else None, "seconds": meta.get("seconds"), "from_cache": hit,
+        "resumed_from_step": meta.get("resumed_from_step", 0),
         "wall": wall, "dataset": cfg.dataset.name, "zero_shot_ca": metrics.clean_acc, "controls": control_acc,
         "entry": str(cache.entry_dir("pretrained", spec)),
     }  # fmt: skip
@@ -81,7 +82,8 @@ def report(rows: list[dict], command: str) -> str:
         "",
         f"Produced by `{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; this machine: {describe()}.",
         "Pretraining seconds are those of the run that built the checkpoint (the cache keeps them; on a machine shared with",
-        "other jobs they are longer than the recipe needs); zero-shot CA is",
+        "other jobs they are longer than the recipe needs; a pretraining killed and resumed shows the step it resumed from, and",
+        "its seconds add up the sittings whose resumable state kept their time); zero-shot CA is",
         "θ_pre's on the test split, through the zero-shot head of its own text tower.",
         "",
         "| model | architecture (image tower) | image-tower params | all params | corpus | pairs | steps × batch | pretraining s | zero-shot CA | controls |",
@@ -91,6 +93,8 @@ def report(rows: list[dict], command: str) -> str:
         v = r["vision"]
         arch = f"{v['image_size']} px, patch {v['patch_size']}, width {v['width']}, {v['layers']} layers"
         seconds = f"{r['seconds']:.0f}" if r["seconds"] is not None else "–"
+        if r["resumed_from_step"]:
+            seconds += f" (resumed from step {r['resumed_from_step']})"
         controls = ", ".join(f"{k.removeprefix('control_acc_')} {v:.3f}" for k, v in r["controls"].items() if k != "control_acc") or "–"
         lines.append(
             f"| `{r['model']}` ({r['name']}) | {arch} | {r['visual_params']:,} | {r['params']:,} | {', '.join(r['corpus']) or 'published'} "
