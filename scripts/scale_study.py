@@ -43,7 +43,7 @@ CLAIM_ASR = 0.05  # the paper's bar: backdoor removed ...
 CLAIM_KEPT = 0.95  # ... with this share of theta_b's clean accuracy kept
 ARM_ORDER = (
     "none", "tbar", "tbar_non_target", "tbar_minus_clean", "tbar_project_clean", "tbar_first_block", "tbar_attention",
-    "tbar_from_pretrained", "tbar_long", "tbar_high_lr", "interpolate", "finetune_1x", "finetune_10x", "finetune_50x",
+    "tbar_from_pretrained", "tbar_long", "tbar_high_lr", "tbar_replay", "interpolate", "finetune_1x", "finetune_10x", "finetune_50x",
 )  # fmt: skip
 ARM_METRICS = ("clean_acc", "asr", "clean_acc_retained", "control_acc", "alpha", "defense_samples", "defense_seconds")
 RUNG_METRICS = (
@@ -284,17 +284,26 @@ def plot_tradeoff(frame: pd.DataFrame, path: Path) -> None:
 def plot_trend(frame: pd.DataFrame, path: Path) -> None:
     order = rungs(frame)
     x = list(range(len(order)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for arm in arms(frame):
+    labels = [rung_name(m) for m in order]
+    fig, (asr_ax, claim_ax, diag_ax) = plt.subplots(1, 3, figsize=(15, 4.2))
+    cmap = plt.get_cmap("tab20")
+    for i, arm in enumerate(arms(frame)):
+        runs = frame[frame["label"] == arm]
+        style = {"color": "black", "lw": 2.4, "zorder": 5} if arm == "tbar" else {"color": cmap(i % 20), "lw": 1.1}
+        asr = [pd.to_numeric(runs[runs["model"] == m]["asr"], errors="coerce") for m in order]
+        asr_ax.errorbar(x, [a.mean() for a in asr], yerr=[a.std() for a in asr], marker="o", capsize=2, label=arm, **style)
         if arm == "none":
             continue
-        runs = frame[frame["label"] == arm]
         kept = [pd.to_numeric(runs[runs["model"] == m]["val_kept_at_claim_asr"], errors="coerce").mean() for m in order]
         if any(pd.notna(v) for v in kept):
-            left.plot(x, kept, "o-", label=arm, lw=2.2 if arm in ("tbar", "interpolate") else 0.9)
-    left.axhline(CLAIM_KEPT, color="grey", lw=0.8, ls=":")
-    left.set(xticks=x, xticklabels=[rung_name(m) for m in order], ylabel=f"val CA kept at ASR ≤ {CLAIM_ASR}", title="Distance to the claim (higher is better)")
-    left.legend(fontsize=6)
+            claim_ax.plot(x, kept, marker="o", label=arm, **style)
+    asr_ax.axhline(CLAIM_ASR, color="grey", lw=0.8, ls=":")
+    asr_ax.set(xticks=x, xticklabels=labels, ylabel="test ASR at the chosen α (mean ± std)", ylim=(-0.03, 1.03),
+               title="Backdoor left after each arm (lower is better)")  # fmt: skip
+    asr_ax.legend(fontsize=6, ncol=2)
+    claim_ax.axhline(CLAIM_KEPT, color="grey", lw=0.8, ls=":")
+    claim_ax.set(xticks=x, xticklabels=labels, ylabel=f"val CA kept at ASR ≤ {CLAIM_ASR}", title="Distance to the claim (higher is better)")
+    claim_ax.legend(fontsize=6, ncol=2)
     reference = frame[frame["label"] == "none"]
     tbar = frame[frame["label"] == "tbar"]
     for data, key, label in (
@@ -304,9 +313,9 @@ def plot_trend(frame: pd.DataFrame, path: Path) -> None:
         (tbar, "cosine_trigger_attack", "cos(τ_t, θ_b − θ_pre)"),
     ):
         if key in data:
-            right.plot(x, [pd.to_numeric(data[data["model"] == m][key], errors="coerce").mean() for m in order], "o-", label=label)
-    right.set(xticks=x, xticklabels=[rung_name(m) for m in order], title="Weight-space diagnostics")
-    right.legend(fontsize=7)
+            diag_ax.plot(x, [pd.to_numeric(data[data["model"] == m][key], errors="coerce").mean() for m in order], "o-", label=label)
+    diag_ax.set(xticks=x, xticklabels=labels, title="Weight-space diagnostics")
+    diag_ax.legend(fontsize=7)
     _save(fig, path)
 
 
@@ -365,11 +374,9 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def provenance(sources: list[str], frame: pd.DataFrame) -> list[str]:
-    commands = []
-    for source in sources:
-        for sweep in sorted({Path(d).parent for d in frame["run_dir"] if str(Path(d)).startswith(str(Path(source)))}):
-            if (sweep / "multirun.yaml").is_file():
-                commands.append(sweep_command(sweep))
+    """The sweeps' commands, read from the ``multirun.yaml`` above each record's run dir (sources may be globs)."""
+    sweeps = sorted({Path(d).parent for d in frame["run_dir"]})
+    commands = [sweep_command(sweep) for sweep in sweeps if (sweep / "multirun.yaml").is_file()]
     try:
         commit = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True

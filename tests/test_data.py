@@ -53,6 +53,29 @@ def test_fashion_mnist_is_unpacked_from_a_debian_style_folder(tmp_path):
     assert splits.sizes() == {"train": 18, "defense": 6, "val": 6, "test": 12}
 
 
+def test_fashion_mnist_unpacks_while_another_run_unpacks_the_same_files(tmp_path, monkeypatch):
+    """Runs of a parallel sweep unpack at the same time: each writer finishes even when another wrote the file first."""
+    source = tmp_path / "deb"
+    source.mkdir()
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        _write_idx(source / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
+        _write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    cfg = DatasetConfig(name="fashion_mnist", root=str(tmp_path / "root"), class_names=list("abcdefghij"), templates=["{}"], source_dir=str(source))
+    copy = datasets.shutil.copyfileobj
+    interleaved = []
+
+    def copy_while_another_run_unpacks(src, dst):
+        if not interleaved:
+            interleaved.append(True)
+            datasets._unpack_fashion(cfg)  # the other run, between this writer's open and its rename
+        copy(src, dst)
+
+    monkeypatch.setattr(datasets.shutil, "copyfileobj", copy_while_another_run_unpacks)
+    datasets._unpack_fashion(cfg)
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert interleaved and sorted(p.name for p in raw.iterdir()) == sorted(datasets.FASHION_FILES)
+
+
 def test_missing_dataset_is_a_user_error(tmp_path):
     cfg = DatasetConfig(name="fashion_mnist", root=str(tmp_path), class_names=["a", "b"], templates=["{}"], source_dir=None)
     with pytest.raises(UserError, match="dataset-fashion-mnist"):

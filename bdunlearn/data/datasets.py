@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +88,11 @@ def _unpack_fashion(cfg) -> None:
         target = raw / name
         if target.is_file():
             continue
-        tmp = raw / f".{name}.partial"
-        with gzip.open(Path(cfg.source_dir).expanduser() / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
+        # a file of its own per writer: runs of a parallel sweep may unpack at the same time
+        handle, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=raw)
+        with gzip.open(Path(cfg.source_dir).expanduser() / f"{name}.gz", "rb") as src, os.fdopen(handle, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        tmp.replace(target)
+        os.replace(tmp, target)
 
 
 def _fashion_mnist(cfg, split: str) -> ImageSet:
