@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,18 @@ def compose():
             return hydra_compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+# Importing torch, torchvision and open_clip costs 5-13 CPU seconds here (the high end on a loaded machine); a
+# fine-tune, even the tiny one, costs far more.
+BEFORE_COMPUTE_CPU_SECONDS = 20
+
+
+def child_cpu_seconds() -> float:
+    """CPU seconds spent by this process's finished subprocesses. "Failed before any compute" is measured in CPU
+    time, which other jobs on the machine inflate far less than wall-clock time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.fixture

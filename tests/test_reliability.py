@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from bdunlearn.models.checkpoint import save_state_dict
-from conftest import SHRINK
+from conftest import BEFORE_COMPUTE_CPU_SECONDS, SHRINK, child_cpu_seconds
 
 BAD_VALUES = [
     ("attack.poison_rate=2", "attack.poison_rate"),
@@ -70,21 +70,21 @@ def assert_one_line_error(done: subprocess.CompletedProcess, fragment: str, seco
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("bdunlearn: error: ") and fragment in lines[0], lines[0]
     assert "Traceback" not in done.stdout + done.stderr
-    assert seconds < 10, f"took {seconds:.1f}s"
+    assert seconds < BEFORE_COMPUTE_CPU_SECONDS, f"took {seconds:.1f} CPU seconds"
     assert not run_dir.exists(), "a mistake found before compute must leave nothing behind"
 
 
 @pytest.mark.parametrize("override,fragment", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
 def test_bad_values(run_cli, override, fragment):
-    started = time.perf_counter()
+    started = child_cpu_seconds()
     done, run_dir = run_cli(override, timeout=60)
-    assert_one_line_error(done, fragment, time.perf_counter() - started, run_dir)
+    assert_one_line_error(done, fragment, child_cpu_seconds() - started, run_dir)
 
 
 def test_missing_dataset_files(run_cli, tmp_path):
-    started = time.perf_counter()
+    started = child_cpu_seconds()
     done, run_dir = run_cli("dataset=fashion_mnist", f"dataset.root={tmp_path}/fm", f"dataset.source_dir={tmp_path}/none")
-    assert_one_line_error(done, "apt-get install dataset-fashion-mnist", time.perf_counter() - started, run_dir)
+    assert_one_line_error(done, "apt-get install dataset-fashion-mnist", child_cpu_seconds() - started, run_dir)
 
 
 class _Exploit:
@@ -128,9 +128,9 @@ def _checkpoint_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 def test_unusable_checkpoints(run_cli, tmp_path):
     for path, fragment in _checkpoint_cases(tmp_path).values():
-        started = time.perf_counter()
+        started = child_cpu_seconds()
         done, run_dir = run_cli(f"backdoored_checkpoint={path}", timeout=60)
-        assert_one_line_error(done, fragment, time.perf_counter() - started, run_dir)
+        assert_one_line_error(done, fragment, child_cpu_seconds() - started, run_dir)
     assert not (tmp_path / "pwned").exists(), "the pickle's payload ran"
 
 
