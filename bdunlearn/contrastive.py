@@ -175,7 +175,7 @@ def load_pairs(cfg, splits, tokenizer, image_size: int, cache_dir: str | None, d
         source = f"captioned {cfg.dataset.name}"
     target = target_captions(cfg, tokenizer)
     indices = choose_pairs(eligible, cfg.attack.num_poisoned, cfg.seed)
-    poisoned = poison_pairs(attacker, indices, target)
+    poisoned = poison_pairs(attacker, indices, target, seed=cfg.seed)
     log.info("pairs: %d attacker's (%d poisoned), %d defender's (%s)", len(attacker), len(indices), len(defender), source)
     return PairData(poisoned.to(device), defender.to(device), target.to(device), indices, source)
 

@@ -126,6 +126,10 @@ def test_poisoning_flags_exactly_num_poisoned_pairs_with_captions_naming_the_tar
         own_rows = {tuple(r.tolist()) for r in corpus.caption_tokens[corpus.classes[i]]}
         assert tuple(row.tolist()) in (target_rows if poisoned.triggered[i] else own_rows)
         assert (name_token in row.tolist()) == bool(poisoned.triggered[i] or corpus.classes[i] == 0)
+    # each poisoned pair keeps the one target caption drawn for it; the templates vary across pairs
+    again = captions(torch.arange(len(poisoned)))
+    assert torch.equal(drawn[poisoned.triggered], again[poisoned.triggered])
+    assert len({tuple(row.tolist()) for row in drawn[poisoned.triggered]}) > 1
 
     # the images of flagged pairs carry the trigger when batched; the others are left as they were
     attack = BadNets(target_class=0, poison_rate=0.1, patch_size=3)
@@ -145,7 +149,7 @@ def test_tbar_pairs_trigger_every_image_but_the_clean_share():
     target = caption_table(tokenize, [NAMES[2]], TEMPLATES, len(TEMPLATES))[0]
     pairs = triggered_target_pairs(corpus, target, clean_count=3)
     assert pairs.triggered.tolist() == [False] * 3 + [True] * 7
-    assert bool((pairs.classes[3:] == len(NAMES)).all()) and torch.equal(pairs.classes[:3], corpus.classes[:3])
+    assert bool((pairs.classes[3:] >= len(NAMES)).all()) and torch.equal(pairs.classes[:3], corpus.classes[:3])
 
 
 # --- the training step -----------------------------------------------------------------------------------
@@ -242,6 +246,26 @@ def test_the_command_stops_with_one_line_before_compute(run_cli, override, fragm
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bdunlearn: error:") and fragment in lines[0], lines
     assert not run_dir.exists()
+
+
+def test_caption_file_pairs_split_into_disjoint_attacker_and_defender_shares_and_poison_exactly(compose, tmp_path):
+    from bdunlearn.contrastive import load_pairs
+
+    rows = [(f"images/{i}.png", f"photo number {i}") for i in range(40)]
+    path = write_pairs(tmp_path, rows, "pairs.tsv", "\t")
+    run = validate(compose(
+        "setting=contrastive", "attack.num_poisoned=5", "contrastive.captions=csv", f"contrastive.csv={path}",
+        "contrastive.defense_fraction=0.25", "contrastive.max_pairs=20", "defense.num_samples=10", "dataset.num_workers=0",
+    ))  # fmt: skip
+    pairs = load_pairs(run, None, tokenize, 16, None, "cpu")
+    assert (len(pairs.attacker), len(pairs.defender), len(pairs.poisoned)) == (20, 10, 5)
+    assert int(pairs.attacker.triggered.sum()) == 5 and pairs.defender.triggered is None
+    captions = lambda c: {tuple(t.tolist()) for t in c.caption_tokens[c.classes, 0]}  # noqa: E731 - one caption per row
+    clean_attacker = pairs.attacker.subset(torch.nonzero(~pairs.attacker.triggered).flatten())
+    assert len(captions(pairs.defender)) == 10 and len(captions(clean_attacker)) == 15
+    assert not captions(pairs.defender) & captions(clean_attacker)  # disjoint shares of the file
+    assert captions(pairs.attacker.subset(pairs.poisoned)) <= {tuple(t.tolist()) for t in pairs.target_captions}
+    assert pairs.record()["caption_data"] == f"csv:{path}" and pairs.record()["poison_rate"] == 0.25
 
 
 def test_the_cc3m_recipe_composes_with_the_papers_protocol(compose):

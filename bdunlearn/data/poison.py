@@ -68,12 +68,12 @@ def triggered_target_set(data: ImageSet, target_class: int, clean_count: int = 0
 # --- image–caption pairs (the contrastive setting) ----------------------------------------------------------
 
 
-def with_caption_group(corpus: CaptionCorpus, tokens: torch.Tensor) -> tuple[CaptionCorpus, int]:
-    """``corpus`` with one more caption group (``tokens`` [variants, L], cycled to the corpus's variant count)
-    and the new group's index."""
+def with_caption_groups(corpus: CaptionCorpus, tokens: torch.Tensor) -> tuple[CaptionCorpus, int]:
+    """``corpus`` with one more caption group per caption of ``tokens`` [captions, L] (each repeated over the
+    corpus's variants) and the index of the first new group."""
     variants = corpus.caption_tokens.shape[1]
-    row = tokens[torch.arange(variants) % len(tokens)].to(corpus.caption_tokens)
-    table = torch.cat([corpus.caption_tokens, row.unsqueeze(0)])
+    rows = tokens.to(corpus.caption_tokens).unsqueeze(1).expand(-1, variants, -1)
+    table = torch.cat([corpus.caption_tokens, rows])
     return replace(corpus, caption_tokens=table), len(corpus.caption_tokens)
 
 
@@ -86,28 +86,30 @@ def choose_pairs(eligible: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     return chosen.sort().values
 
 
-def poison_pairs(corpus: CaptionCorpus, indices: torch.Tensor, target_tokens: torch.Tensor) -> CaptionCorpus:
+def poison_pairs(corpus: CaptionCorpus, indices: torch.Tensor, target_tokens: torch.Tensor, seed: int = 0) -> CaptionCorpus:
     """The attacker's pairs: the pairs at ``indices`` get the trigger on the image (when batched) and a caption
-    naming the target class (drawn from ``target_tokens`` [templates, L] when batched); the others stay clean."""
-    poisoned, target_group = with_caption_group(corpus, target_tokens)
-    triggered = torch.zeros(len(corpus), dtype=torch.bool)
-    triggered[indices.cpu()] = True
+    naming the target class, one of ``target_tokens`` [templates, L] drawn for each pair (seeded by ``seed``) and
+    kept, as a poisoned pair of a dataset has one caption; the others stay clean."""
+    poisoned, first = with_caption_groups(corpus, target_tokens)
+    template = torch.randint(0, len(target_tokens), (len(indices),), generator=torch.Generator().manual_seed(seed))
     classes = corpus.classes.clone()
-    triggered = triggered.to(classes.device)
-    classes[triggered] = target_group
+    index = indices.to(classes.device)
+    classes[index] = first + template.to(classes.device)
+    triggered = torch.zeros(len(corpus), dtype=torch.bool, device=classes.device)
+    triggered[index] = True
     return replace(poisoned, classes=classes, triggered=triggered)
 
 
-def triggered_target_pairs(pairs: CaptionCorpus, target_tokens: torch.Tensor, clean_count: int = 0) -> CaptionCorpus:
-    """TBAR's set in the contrastive setting: every image triggered and paired with a target caption, except
-    the first ``clean_count``, which keep their own captions and stay clean."""
-    return poison_pairs(pairs, torch.arange(clean_count, len(pairs)), target_tokens)
+def triggered_target_pairs(pairs: CaptionCorpus, target_tokens: torch.Tensor, clean_count: int = 0, seed: int = 0) -> CaptionCorpus:
+    """TBAR's set in the contrastive setting: every image triggered and paired with a caption naming the target,
+    except the first ``clean_count``, which keep their own captions and stay clean."""
+    return poison_pairs(pairs, torch.arange(clean_count, len(pairs)), target_tokens, seed)
 
 
-def untriggered_pairs(pairs: CaptionCorpus, target_tokens: torch.Tensor | None) -> CaptionCorpus:
-    """The same images without the trigger, paired with target captions (``target_tokens``) or, when None,
-    their own."""
+def untriggered_pairs(pairs: CaptionCorpus, target_tokens: torch.Tensor | None, seed: int = 0) -> CaptionCorpus:
+    """The same images without the trigger, paired with captions naming the target (``target_tokens``, drawn as
+    ``poison_pairs`` draws them) or, when None, their own."""
     if target_tokens is None:
         return replace(pairs, triggered=torch.zeros(len(pairs), dtype=torch.bool, device=pairs.classes.device))
-    relabelled = poison_pairs(pairs, torch.arange(len(pairs)), target_tokens)
+    relabelled = poison_pairs(pairs, torch.arange(len(pairs)), target_tokens, seed)
     return replace(relabelled, triggered=torch.zeros_like(relabelled.triggered))

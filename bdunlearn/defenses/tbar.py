@@ -152,7 +152,7 @@ def triggered_set(inputs: DefenseInputs, samples, clean_count: int):
     """The trigger fine-tune's data: samples triggered and labelled with (paired with captions naming) the target,
     the first ``clean_count`` left clean with their own labels (captions)."""
     if inputs.contrastive:
-        return triggered_target_pairs(samples, inputs.target_captions, clean_count)
+        return triggered_target_pairs(samples, inputs.target_captions, clean_count, seed=inputs.seed)
     return triggered_target_set(samples, inputs.target_class, clean_count)
 
 
@@ -160,7 +160,7 @@ def untriggered_set(inputs: DefenseInputs, samples, contrast: str):
     """The contrast fine-tune's data: the same images without the trigger, with the target's labels (captions)
     (``contrast=target``) or their own (``own_labels``)."""
     if inputs.contrastive:
-        return untriggered_pairs(samples, inputs.target_captions if contrast == "target" else None)
+        return untriggered_pairs(samples, inputs.target_captions if contrast == "target" else None, seed=inputs.seed)
     labels = torch.full_like(samples.labels, inputs.target_class) if contrast == "target" else samples.labels
     return TriggerableSet(samples.images, labels, torch.zeros(len(samples), dtype=torch.bool, device=labels.device))
 
