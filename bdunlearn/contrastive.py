@@ -205,6 +205,10 @@ def obtain_backdoored(cfg, classifier, pretrained, attack, pairs: PairData, imag
     return {k: v.to(device) for k, v in state.items()}, from_cache, meta
 
 
+# Bump when the way pairs are built or poisoned changes, so cached theta_b (and TBAR's vectors) are rebuilt.
+PAIRS_RECIPE = 2  # 2: each poisoned pair keeps one target caption drawn from the templates
+
+
 def spec(cfg) -> dict:
     """What the contrastive setting adds to theta_b's cache key."""
-    return {"setting": "contrastive", "contrastive": vars(cfg.contrastive)}
+    return {"setting": "contrastive", "contrastive": vars(cfg.contrastive), "pairs_recipe": PAIRS_RECIPE}
