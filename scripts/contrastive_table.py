@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +78,23 @@ def per_seed(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def alpha_curves(frame: pd.DataFrame) -> list[str]:
+    """Per TBAR run, read off its validation curve: where ASR first reaches the paper's bar, and at what CA kept."""
+    lines = []
+    for _, run in frame[frame["defense"] == "tbar"].sort_values("seed").iterrows():
+        curve = json.loads(run["alpha_curve"])
+        base = next(p["val_clean_acc"] for p in curve if p["alpha"] == 0.0)
+        reach = next((p for p in curve if p["val_asr"] <= REMOVED), None)
+        text = f"- seed {run['seed']}: chosen α = {run['alpha']:g}; "
+        if reach is None:
+            text += f"validation ASR never reaches {REMOVED} on the grid"
+        else:
+            text += (f"validation ASR first ≤ {REMOVED} at α = {reach['alpha']:g}, where validation CA is "
+                     f"{reach['val_clean_acc']:.3f} ({reach['val_clean_acc'] / base:.3f} of θ_b's)")
+        lines.append(text + f"; cosine(τ_t, θ_b − θ_pre) = {run['cosine_trigger_attack']:.3f}")
+    return lines
+
+
 def write_report(sweep_dir: Path, out: Path) -> str:
     frame = load_records([str(sweep_dir)])
     failed = len(load_records([str(sweep_dir)], only_ok=False)) - len(frame)
@@ -101,6 +119,10 @@ def write_report(sweep_dir: Path, out: Path) -> str:
         "(TBAR triggers its images and pairs them with captions naming the target).",
         "",
         markdown(table.drop(columns=["_asr", "_kept"])),
+        "",
+        "TBAR's validation α curve (the trade-off it chose from):",
+        "",
+        *alpha_curves(frame),
         "",
         "Per run:",
         "",

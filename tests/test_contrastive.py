@@ -255,7 +255,7 @@ def test_caption_file_pairs_split_into_disjoint_attacker_and_defender_shares_and
     path = write_pairs(tmp_path, rows, "pairs.tsv", "\t")
     run = validate(compose(
         "setting=contrastive", "attack.num_poisoned=5", "contrastive.captions=csv", f"contrastive.csv={path}",
-        "contrastive.defense_fraction=0.25", "contrastive.max_pairs=20", "defense.num_samples=10", "dataset.num_workers=0",
+        "contrastive.defense_fraction=0.25", "contrastive.max_pairs=20", "defense.num_samples=10", "+dataset.num_workers=0",
     ))  # fmt: skip
     pairs = load_pairs(run, None, tokenize, 16, None, "cpu")
     assert (len(pairs.attacker), len(pairs.defender), len(pairs.poisoned)) == (20, 10, 5)
@@ -283,7 +283,7 @@ def test_the_cc3m_recipe_composes_with_the_papers_protocol(compose):
 SHRUNKEN = [
     "experiment=contrastive_cpu", "defense=tbar", "model.pretrain.steps=40", "finetune.steps=40", "finetune.batch_size=32",
     "contrastive.max_pairs=400", "attack.num_poisoned=12", "defense.steps=10", "defense.num_samples=24",
-    "defense.alpha_grid=[0.5,1.0]", "logger.wandb.mode=disabled",
+    "defense.alpha_grid=[0.5,1.0]", "+dataset.splits.max_val_samples=500", "logger.wandb.mode=disabled",
 ]  # fmt: skip
 CONTRACT_KEYS = (
     "status", "model", "pretrained", "dataset", "attack", "defense", "seed", "target_class", "poison_rate",
