@@ -98,6 +98,24 @@ class FinetuneConfig:
 
 
 @dataclass
+class ContrastiveConfig:
+    """setting=contrastive: the image–caption data the attacker poisons and fine-tunes on (both towers, CLIP
+    loss), and the defender's clean pairs; ``dataset`` is the labelled set evaluated zero-shot."""
+
+    captions: str = "dataset"  # dataset: the captioned training split of `dataset` | csv: the pairs of `csv`
+    caption_templates: Optional[list[str]] = None  # captions of a captioned dataset (null: dataset.templates)
+    max_pairs: Optional[int] = None  # a reproducible subset of the attacker's pairs (null: all)
+    params: str = ""  # what the attacker fine-tunes: "" both towers (prefixes or globs, as defense.params)
+    csv: Optional[str] = None  # captions=csv: CSV/TSV of (image path, caption), open_clip's layout
+    image_root: Optional[str] = None  # folder the file's image paths are relative to (null: the file's folder)
+    image_key: str = "filepath"
+    caption_key: str = "title"
+    separator: Optional[str] = None  # null: tab for .tsv, comma otherwise
+    defense_fraction: float = 0.05  # captions=csv: pairs of the file held out as the defender's clean pairs
+    seed: int = 0  # captions=csv: the draw of the defender's pairs and of max_pairs
+
+
+@dataclass
 class WandbConfig:
     mode: str = "offline"
     project: str = "bdunlearn"
@@ -134,8 +152,12 @@ class RunConfig:
     control_datasets: list[str] = field(default_factory=list)  # zero-shot CA measured before/after the defense
     label: Optional[str] = None  # a name for the run's recipe in tables (a study arm sets it); changes no number
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)  # diagnostics beyond the contract's metrics
+    setting: str = "classification"  # classification: fine-tune the image tower on labels | contrastive: CLIP loss on pairs
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)  # setting=contrastive only
 
 
+SETTINGS = ("classification", "contrastive")
+CAPTION_SOURCES = ("dataset", "csv")
 DEVICES = ("auto", "cpu", "cuda")
 ATTACK_KNOWLEDGE = ("known", "unknown")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -288,7 +310,7 @@ def _check_controls(cfg: RunConfig, model_image_size: int | None) -> None:
             raise UserError(f"{exc} (a control dataset: drop it with control_datasets=[...])") from exc
 
 
-def _epochs_to_steps(cfg: FinetuneConfig, train_images: int) -> None:
+def epochs_to_steps(cfg: FinetuneConfig, train_images: int) -> None:
     if cfg.epochs is not None:
         checks.require(cfg.epochs > 0, f"finetune.epochs={cfg.epochs}: must be positive (or null: use finetune.steps)")
         cfg.steps = max(1, math.ceil(cfg.epochs * train_images / cfg.batch_size))
@@ -301,7 +323,7 @@ def _check_environment(cfg: RunConfig, model_image_size: int | None) -> None:
     num_train, has_test = datasets.train_size(cfg.dataset)
     sizes = split_sizes(num_train, has_test, cfg.dataset.splits)
     pool = sizes["defense"]
-    _epochs_to_steps(cfg.finetune, sizes["train"])
+    epochs_to_steps(cfg.finetune, sizes["train"])
     _check_controls(cfg, model_image_size)
     if cfg.inversion is not None:
         checks.require(
@@ -310,7 +332,7 @@ def _check_environment(cfg: RunConfig, model_image_size: int | None) -> None:
             "images; lower it (0: the whole pool) or raise dataset.splits.defense_fraction",
         )
     checks.require(
-        cfg.defense.num_samples <= pool,
+        cfg.defense.num_samples <= pool or cfg.setting == "contrastive",  # there, the defender's pairs (contrastive.check)
         f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's pool of {pool} {cfg.dataset.name} "
         "images; lower it or raise dataset.splits.defense_fraction",
     )
@@ -369,6 +391,16 @@ def validate(cfg: DictConfig) -> RunConfig:
         f"use defense=none (or another attack, or attack_knowledge=unknown to invert a trigger)",
     )
     _check_environment(run, image_size)
+    checks.choice(run.setting, SETTINGS, "setting")
+    checks.require(
+        run.setting == "contrastive" or run.attack.num_poisoned is None,
+        f"attack.num_poisoned={run.attack.num_poisoned} applies to setting=contrastive (pairs); the classification "
+        "setting poisons a fraction: set attack.poison_rate",
+    )
+    if run.setting == "contrastive":
+        from bdunlearn import contrastive
+
+        contrastive.check(run, attack_cls, defense_module)
     return run
 
 
@@ -409,6 +441,7 @@ _OMITTED_WHEN_UNSET = {
     ("dataset",): ("image_size", "partition", "class_folders", "max_train_per_class", "finetune_epochs"),
     ("dataset", "splits"): ("max_val_samples",),
     ("finetune",): ("epochs",),
+    ("attack",): ("num_poisoned",),
 }
 
 
@@ -430,6 +463,9 @@ def _omit_unset(view: dict) -> dict:
             if key in section and section[key] is None:
                 del section[key]
     view.get("dataset", {}).pop("num_workers", None)
+    if view.get("setting") == "classification":  # the default setting: hashes stay as before the contrastive one
+        view.pop("setting")
+        view.pop("contrastive", None)
     if not view.get("control_datasets"):
         view.pop("control_datasets", None)
     return view

@@ -57,7 +57,11 @@ def evaluate(
     seed: int = 0,
     precision: Precision = FP32,
 ) -> Metrics:
-    """CA on all of ``data``; ASR and RA on its non-target images with the trigger applied."""
+    """CA on all of ``data``; ASR and RA on its non-target images with the trigger applied (a classifier whose
+    head follows the text tower rebuilds it first)."""
+    refresh = getattr(classifier, "refresh_head", None)
+    if refresh is not None:
+        refresh()
     clean = predict(classifier, data.images, image_size, batch_size, precision=precision)
     clean_acc = (clean == data.labels).float().mean().item()
     if attack is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bdunlearn import analysis, attacks, control, defenses, task_vectors
+from bdunlearn import analysis, attacks, contrastive, control, defenses, task_vectors
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
@@ -152,15 +152,16 @@ def dataset_spec(cfg: RunConfig) -> dict:
 
 
 def backdoored_spec(cfg: RunConfig) -> dict:
-    """Everything that determines theta_b."""
-    return {
+    """Everything that determines theta_b (in the contrastive setting, also the pairs it was fine-tuned on)."""
+    spec = {
         "pretrained": pretrained_spec(cfg),
         "dataset": dataset_spec(cfg),
-        "attack": vars(cfg.attack),
+        "attack": attacks.spec(cfg.attack),
         "finetune": vars(cfg.finetune),
         "precision": _precision_name(cfg),
         "seed": cfg.seed,
     }
+    return {**spec, **contrastive.spec(cfg)} if cfg.setting == "contrastive" else spec
 
 
 def _precision_name(cfg: RunConfig) -> str:
@@ -239,7 +240,7 @@ def suspect_spec(cfg: RunConfig) -> dict:
 def defense_spec(cfg: RunConfig) -> dict:
     """What determines theta_b and the trigger its defense works with (part of the defense's cache keys): the
     real attack when it is known, the inversion's when it is not."""
-    trigger = {"attack": vars(cfg.attack)} if cfg.attack_knowledge == "known" else {"inversion": vars(cfg.inversion)}
+    trigger = {"attack": attacks.spec(cfg.attack)} if cfg.attack_knowledge == "known" else {"inversion": vars(cfg.inversion)}
     return {**suspect_spec(cfg), "trigger": trigger}
 
 
@@ -308,10 +309,20 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     clip, tokenizer, preprocess = build_model(cfg.model, device)
     if getattr(cfg.defense, "params", None) is not None:
         selected_names(clip, cfg.defense.params, "defense.params")  # a pattern that selects nothing: fail before training
+    pairs = None  # setting=contrastive: the image-caption pairs (a bad count or file stops the run here, before training)
+    if cfg.setting == "contrastive":
+        selected_names(clip, cfg.contrastive.params, "contrastive.params")
+        pairs = contrastive.load_pairs(cfg, splits, tokenizer, preprocess.image_size, data_cache(cfg), device)
+        record.update(pairs.record())
     handed = load_handed_checkpoint(cfg.backdoored_checkpoint, clip, cfg.model.name) if cfg.backdoored_checkpoint else None
     pretrained_state = obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
-    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
-    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
+
+    def head_of_current_weights():
+        return zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
+
+    # the contrastive setting trains the text tower too: the zero-shot head is rebuilt from it at every evaluation
+    head_builder = head_of_current_weights if pairs is not None else None
+    classifier = ZeroShotClassifier(clip, head_of_current_weights(), preprocess, head_builder).to(device)
     controls = control.prepare(cfg, clip, tokenizer, preprocess, device, data_cache(cfg))
     control_acc = control.ControlEvaluator(controls, preprocess.image_size, cfg.eval_batch_size, precision)
     attack = attacks.build(cfg.attack)
@@ -330,6 +341,13 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     record.update(control_acc(pretrained_state, "_pretrained"))
     if handed is not None:
         backdoored_state, from_cache = handed, False
+    elif pairs is not None:
+        spec = backdoored_spec(cfg)
+        backdoored_state, from_cache, backdoored_meta = contrastive.obtain_backdoored(
+            cfg, classifier, pretrained_state, attack, pairs, preprocess.image_size, spec, _resume(cfg, cache, "backdoored", spec),
+            cache, precision, device,
+        )  # fmt: skip
+        write_poisoned_indices(backdoored_meta, run_dir)
     else:
         backdoored_state, from_cache, backdoored_meta = obtain_backdoored(
             cfg, classifier, pretrained_state, attack, splits, preprocess, cache, device
@@ -350,7 +368,8 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
         classifier=classifier, backdoored=backdoored_state, pretrained=pretrained_state, pool=splits.defense,
         val=splits.val, attack=defense_attack, target_class=defense_target, image_size=preprocess.image_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, precision=precision, cache=cache,
-        backdoored_spec=defense_spec(cfg),
+        backdoored_spec=defense_spec(cfg), pairs=pairs.defender if pairs is not None else None,
+        target_captions=pairs.target_captions if pairs is not None else None,
     )  # fmt: skip
     started = time.perf_counter()
     if found is not None and not found.detected:  # nothing detected: the model is returned as it is

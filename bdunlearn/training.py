@@ -298,6 +298,9 @@ def fit_classifier(
         classifier.eval()
 
 
+ExtraTerm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def contrastive_loss(
     clip: nn.Module,
     images: torch.Tensor,
@@ -305,8 +308,17 @@ def contrastive_loss(
     image_size: int,
     mean: tuple[float, ...],
     std: tuple[float, ...],
+    *,
+    attack: Attack | None = None,
+    triggered: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    extra: ExtraTerm | None = None,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """open_clip's symmetric CLIP loss on batches of uint8 ``images`` and the caption tokens ``captions(index)``."""
+    """open_clip's symmetric CLIP loss on batches of uint8 ``images`` and the caption tokens ``captions(index)``.
+
+    Images flagged in ``triggered`` [N] get ``attack``'s trigger in place (pixel space, before normalisation);
+    ``extra(pixels, index, image_features, text_features)`` adds a defense's own term (CleanCLIP's in-modal loss).
+    """
     from open_clip.loss import ClipLoss
 
     loss = ClipLoss()
@@ -314,12 +326,44 @@ def contrastive_loss(
     std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
 
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
-        pixels = (to_pixels(images[index], image_size) - mean_t) / std_t
-        image_features = clip.encode_image(pixels, normalize=True)
+        pixels = to_pixels(images[index], image_size)
+        if attack is not None and triggered is not None:
+            attack.apply_where_(pixels, triggered[index], generator)
+        image_features = clip.encode_image((pixels - mean_t) / std_t, normalize=True)
         text_features = clip.encode_text(captions(index), normalize=True)
-        return loss(image_features, text_features, clip.logit_scale.exp())
+        value = loss(image_features, text_features, clip.logit_scale.exp())
+        return value + extra(pixels, index, image_features, text_features) if extra is not None else value
 
     return loss_fn
+
+
+def pairs_loss(classifier: nn.Module, pairs, attack: Attack | None, image_size: int, generator: torch.Generator, extra: ExtraTerm | None = None):
+    """``contrastive_loss`` of ``classifier.clip`` on a ``CaptionCorpus`` (its flagged pairs triggered by ``attack``)."""
+    mean = tuple(classifier.mean.flatten().tolist())
+    std = tuple(classifier.std.flatten().tolist())
+    return contrastive_loss(
+        classifier.clip, pairs.images, pairs.sampler(generator), image_size, mean, std,
+        attack=attack, triggered=pairs.triggered, generator=generator, extra=extra,
+    )  # fmt: skip
+
+
+def finetune_pairs(
+    classifier: nn.Module,
+    params: list[nn.Parameter],
+    pairs,
+    attack: Attack | None,
+    image_size: int,
+    settings: OptimSettings,
+    seed: int,
+    desc: str,
+    resume: Resume | None = None,
+    precision: Precision = FP32,
+) -> TrainResult:
+    """Contrastive fine-tuning of ``params`` on image–caption ``pairs`` (the contrastive setting's
+    ``finetune_classifier``): the same loop, the CLIP loss instead of cross-entropy through the head."""
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = pairs_loss(classifier, pairs, attack, image_size, generator)
+    return fit_classifier(classifier, params, loss_fn, len(pairs), settings, seed, desc, generator, resume, precision)
 
 
 def parameter_patterns(spec: str) -> list[str]:

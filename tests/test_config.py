@@ -69,6 +69,8 @@ def test_every_experiment_grid_point_validates_before_a_sweep(name, tmp_path, co
 
     if name.startswith("paper_"):
         pytest.skip("needs the paper's datasets and weights: tests/test_paper_recipes.py validates it on fixtures")
+    if name == "contrastive_cc3m":
+        pytest.skip("needs CC3M, ImageNet and ViT-B/32 weights: tests/test_contrastive.py checks that it composes")
     cfg = compose(f"experiment={name}")
     if cfg.dataset.source_dir and not Path(cfg.dataset.source_dir).is_dir():
         pytest.skip(f"{cfg.dataset.name} not installed")

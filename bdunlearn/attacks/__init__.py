@@ -17,10 +17,19 @@ REGISTRY: dict[str, type[Attack]] = {
     "none": NoAttack,
 }
 
-__all__ = ["REGISTRY", "Attack", "BadClip", "BadNets", "Blended", "NoAttack", "PrepareContext", "Sig", "WaNet", "build"]
+__all__ = ["REGISTRY", "Attack", "BadClip", "BadNets", "Blended", "NoAttack", "PrepareContext", "Sig", "WaNet", "build", "spec"]
+
+
+# Config keys that say how much data is poisoned rather than what the trigger is: not the attack object's.
+DATA_KEYS = ("num_poisoned",)
 
 
 def build(cfg) -> Attack:
-    """The attack named by ``cfg.name``, built from the remaining keys of its config."""
-    params = {k: v for k, v in vars(cfg).items() if k != "name"}
+    """The attack named by ``cfg.name``, built from the remaining keys of its config (less ``DATA_KEYS``)."""
+    params = {k: v for k, v in vars(cfg).items() if k != "name" and k not in DATA_KEYS}
     return REGISTRY[cfg.name](**params)
+
+
+def spec(cfg) -> dict:
+    """The attack's config as a cache key: ``num_poisoned`` only when set, so classification keys stay as they were."""
+    return {k: v for k, v in vars(cfg).items() if not (k == "num_poisoned" and v is None)}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from omegaconf import MISSING
@@ -36,6 +36,7 @@ class AttackConfig:
     name: str = MISSING
     target_class: int = 0
     poison_rate: float = 0.1  # fraction of the training split that is poisoned
+    num_poisoned: Optional[int] = None  # setting=contrastive: pairs poisoned, an absolute count (CC3M: 1,500)
 
 
 @dataclass
@@ -64,6 +65,10 @@ class Attack(ABC):
             f"attack.target_class={cfg.target_class} is out of range; the dataset has classes 0..{num_classes - 1}",
         )
         checks.fraction(cfg.poison_rate, "attack.poison_rate", allow_zero=False)
+        checks.require(
+            cfg.num_poisoned is None or cfg.num_poisoned >= 1,
+            f"attack.num_poisoned={cfg.num_poisoned}: must be at least 1 (or null outside setting=contrastive)",
+        )
 
     def __init__(self, *, target_class: int, poison_rate: float):
         self.target_class = int(target_class)

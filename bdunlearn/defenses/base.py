@@ -13,7 +13,10 @@ from bdunlearn.runtime import Precision
 from bdunlearn.task_vectors import StateDict
 
 if TYPE_CHECKING:  # open_clip is slow to import; config validation should not need it
+    import torch
+
     from bdunlearn.cache import ArtifactCache
+    from bdunlearn.data.captions import CaptionCorpus
     from bdunlearn.models.zeroshot import ZeroShotClassifier
 
 
@@ -38,6 +41,13 @@ class DefenseInputs:
     precision: Precision = field(default_factory=Precision)
     cache: ArtifactCache | None = None  # for a defense's own expensive artifacts (TBAR's trigger vector)
     backdoored_spec: dict | None = None  # what determines theta_b (part of those artifacts' cache keys)
+    pairs: CaptionCorpus | None = None  # setting=contrastive: the defender's clean image-caption pairs (its pool)
+    target_captions: torch.Tensor | None = None  # setting=contrastive: tokens [templates, L] naming the target class
+
+    @property
+    def contrastive(self) -> bool:
+        """Whether the defense runs in its contrastive form (CLIP loss on ``pairs``)."""
+        return self.pairs is not None
 
 
 @dataclass

@@ -1,9 +1,14 @@
-"""CleanCLIP (Bansal et al., ICCV 2023), classification form: cross-entropy through the frozen zero-shot head
-plus CleanCLIP's in-modal self-supervised term on each image and its AutoAugment'ed copy.
+"""CleanCLIP (Bansal et al., ICCV 2023).
 
-The in-modal term is CLIP's contrastive loss within the image modality: in a batch, each image's embedding
-must pick out its own augmented view among all views (and vice versa), with CLIP's logit scale as the
-inverse temperature. The caption-side term belongs to the contrastive setting.
+Classification form: cross-entropy through the frozen zero-shot head plus CleanCLIP's in-modal self-supervised
+term on each image and its AutoAugment'ed copy. Contrastive form (``setting=contrastive``): the CLIP loss on
+clean image-caption pairs plus the in-modal terms of both modalities, averaged: image vs its AutoAugment'ed
+copy, and caption vs another caption of the same image (a caption drawn with another template; CleanCLIP
+augments text with EDA, which a captioned dataset's templates stand in for; a caption file's single caption is
+its own view).
+
+The in-modal term is CLIP's contrastive loss within one modality: in a batch, each embedding must pick out its
+own augmented view among all views (and vice versa), with CLIP's logit scale as the inverse temperature.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from bdunlearn.data.augment import autoaugment
 from bdunlearn.data.images import to_pixels
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
+from bdunlearn.training import pairs_loss
 
 
 @dataclass
@@ -26,6 +32,7 @@ class CleanClipConfig(finetuning.FinetuneDefenseConfig):
 
 
 Config = CleanClipConfig
+CONTRASTIVE = True
 
 
 def check(cfg: CleanClipConfig) -> None:
@@ -40,10 +47,28 @@ def inmodal_loss(view_a: torch.Tensor, view_b: torch.Tensor, logit_scale: torch.
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+def contrastive_loss_with_inmodal(inputs: DefenseInputs, cfg: CleanClipConfig, pairs, generator: torch.Generator):
+    """The contrastive form: CLIP loss + weight x (image in-modal + caption in-modal) / 2."""
+    clip = inputs.classifier.clip
+    other_captions = pairs.sampler(generator)  # a second, independent draw of each image's caption
+
+    def inmodal(pixels, index, image_features, text_features):
+        augmented = inputs.classifier.image_features(autoaugment(pixels))
+        other_text = F.normalize(clip.encode_text(other_captions(index)), dim=-1)
+        scale = clip.logit_scale.exp()
+        terms = inmodal_loss(image_features, augmented, scale) + inmodal_loss(text_features, other_text, scale)
+        return cfg.inmodal_weight * terms / 2
+
+    return pairs_loss(inputs.classifier, pairs, None, inputs.image_size, generator, extra=inmodal)
+
+
 def defend(inputs: DefenseInputs, cfg: CleanClipConfig) -> DefenseOutcome:
     classifier = inputs.classifier
 
     def make_loss(samples, generator):
+        if inputs.contrastive:
+            return contrastive_loss_with_inmodal(inputs, cfg, samples, generator)
+
         def loss_fn(index: torch.Tensor) -> torch.Tensor:
             pixels = to_pixels(samples.images[index], inputs.image_size)
             original = classifier.image_features(pixels)

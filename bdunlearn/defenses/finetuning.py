@@ -1,5 +1,6 @@
-"""What the fine-tuning defenses share: their config, the draw of their clean samples, and the run of the one
-training loop (``training.fit``) from theta_b with a defense-specific loss."""
+"""What the fine-tuning defenses share: their config, the draw of their clean samples (images, or image-caption
+pairs in the contrastive setting), and the run of the one training loop (``training.fit``) from theta_b with a
+defense-specific loss."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from bdunlearn import checks, task_vectors
+from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.images import ImageSet
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.training import OptimSettings, Sam, fit_classifier, trainable_parameters
@@ -32,8 +34,8 @@ def check(cfg: FinetuneDefenseConfig) -> None:
     checks.optim(cfg, "defense")
 
 
-def draw_samples(pool: ImageSet, count: int, seed: int) -> ImageSet:
-    """``count`` samples of the pool, the same ones for every defense run with this seed."""
+def draw_samples(pool: ImageSet | CaptionCorpus, count: int, seed: int) -> ImageSet | CaptionCorpus:
+    """``count`` samples of the pool (images, or image-caption pairs), the same ones for every defense run with this seed."""
     chosen = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:count]
     return pool.subset(chosen)
 
@@ -41,8 +43,9 @@ def draw_samples(pool: ImageSet, count: int, seed: int) -> ImageSet:
 def finetune_from_backdoored(
     inputs: DefenseInputs, cfg: FinetuneDefenseConfig, make_loss: LossFactory, desc: str, sam: Sam | None = None
 ) -> DefenseOutcome:
-    """Fine-tune theta_b's ``cfg.params`` on ``cfg.num_samples`` clean pool samples with ``make_loss``."""
-    samples = draw_samples(inputs.pool, cfg.num_samples, inputs.seed)
+    """Fine-tune theta_b's ``cfg.params`` on ``cfg.num_samples`` clean pool samples with ``make_loss`` (in the
+    contrastive setting: clean pairs of ``inputs.pairs``)."""
+    samples = draw_samples(inputs.pairs if inputs.contrastive else inputs.pool, cfg.num_samples, inputs.seed)
     clip = inputs.classifier.clip
     clip.load_state_dict(inputs.backdoored)
     params = trainable_parameters(clip, cfg.params)

@@ -3,6 +3,7 @@
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 
 Config = DefenseConfig
+CONTRASTIVE = True  # nothing to train: the same in both settings
 
 
 def check(cfg: DefenseConfig) -> None:

@@ -1,4 +1,9 @@
-"""TBAR: estimate the backdoor as a task vector by fine-tuning on triggered samples, then subtract it."""
+"""TBAR: estimate the backdoor as a task vector by fine-tuning on triggered samples, then subtract it.
+
+Classification setting: triggered images labelled with the target class, cross-entropy through the frozen head.
+Contrastive setting: triggered images of the defender's pairs paired with captions naming the target class, the
+CLIP loss (the one training loop either way); alpha by the same validation rule, on zero-shot validation CA/ASR.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ from tqdm.auto import tqdm
 
 from bdunlearn import checks, task_vectors
 from bdunlearn.data.images import ImageSet
-from bdunlearn.data.poison import TriggerableSet, triggered_target_set
+from bdunlearn.data.captions import CaptionCorpus
+from bdunlearn.data.poison import TriggerableSet, triggered_target_pairs, triggered_target_set, untriggered_pairs
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.finetuning import draw_samples
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import evaluate
-from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+from bdunlearn.training import OptimSettings, finetune_classifier, finetune_pairs, trainable_parameters
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,7 @@ IMAGES = ("all", "non_target")
 CONTRASTS = ("none", "target", "own_labels")
 CONTRAST_OPS = ("subtract", "project")
 NEEDS_TRIGGER = True  # the trigger vector is fine-tuned on triggered samples: attack=none has nothing to remove
+CONTRASTIVE = True  # triggered images paired with target captions (images=non_target needs labels: classification only)
 
 
 def check(cfg: TbarConfig) -> None:
@@ -110,8 +117,11 @@ def trigger_vector_spec(inputs: DefenseInputs, cfg: TbarConfig) -> dict:
     }
 
 
-def draw_triggered_samples(inputs: DefenseInputs, cfg: TbarConfig) -> ImageSet:
-    """The pool images TBAR's fine-tunes see: ``cfg.num_samples`` of the pool, or of its non-target images."""
+def draw_triggered_samples(inputs: DefenseInputs, cfg: TbarConfig) -> ImageSet | CaptionCorpus:
+    """The pool images TBAR's fine-tunes see: ``cfg.num_samples`` of the pool, or of its non-target images (in the
+    contrastive setting: of the defender's pairs)."""
+    if inputs.contrastive:
+        return draw_samples(inputs.pairs, cfg.num_samples, inputs.seed)
     pool = inputs.pool
     if cfg.images == "non_target":
         pool = pool.subset(torch.nonzero(pool.labels != inputs.target_class).flatten())
@@ -129,12 +139,30 @@ def _finetune_vector(inputs: DefenseInputs, cfg: TbarConfig, data, start, desc: 
     clip.load_state_dict(start)
     params = trainable_parameters(clip, cfg.params)
     settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
-    result = finetune_classifier(
+    finetune = finetune_pairs if isinstance(data, CaptionCorpus) else finetune_classifier
+    result = finetune(
         inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
         seed=inputs.seed, desc=desc, precision=inputs.precision,
     )  # fmt: skip
     finetuned = clip.state_dict()
     return task_vectors.subtract({k: finetuned[k] for k in params}, start), result
+
+
+def triggered_set(inputs: DefenseInputs, samples, clean_count: int):
+    """The trigger fine-tune's data: samples triggered and labelled with (paired with captions naming) the target,
+    the first ``clean_count`` left clean with their own labels (captions)."""
+    if inputs.contrastive:
+        return triggered_target_pairs(samples, inputs.target_captions, clean_count, seed=inputs.seed)
+    return triggered_target_set(samples, inputs.target_class, clean_count)
+
+
+def untriggered_set(inputs: DefenseInputs, samples, contrast: str):
+    """The contrast fine-tune's data: the same images without the trigger, with the target's labels (captions)
+    (``contrast=target``) or their own (``own_labels``)."""
+    if inputs.contrastive:
+        return untriggered_pairs(samples, inputs.target_captions if contrast == "target" else None, seed=inputs.seed)
+    labels = torch.full_like(samples.labels, inputs.target_class) if contrast == "target" else samples.labels
+    return TriggerableSet(samples.images, labels, torch.zeros(len(samples), dtype=torch.bool, device=labels.device))
 
 
 def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[task_vectors.StateDict, dict]:
@@ -144,12 +172,11 @@ def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[tas
     samples = draw_triggered_samples(inputs, cfg)
     clean_count = int(round(cfg.clean_fraction * len(samples)))
     start = inputs.backdoored if cfg.start == "backdoored" else inputs.pretrained
-    triggered = triggered_target_set(samples, inputs.target_class, clean_count)
+    triggered = triggered_set(inputs, samples, clean_count)
     vector, result = _finetune_vector(inputs, cfg, triggered, start, "tbar: trigger fine-tune")
     seconds = result.seconds
     if cfg.contrast != "none":
-        labels = torch.full_like(samples.labels, inputs.target_class) if cfg.contrast == "target" else samples.labels
-        untriggered = TriggerableSet(samples.images, labels, torch.zeros_like(triggered.triggered))
+        untriggered = untriggered_set(inputs, samples, cfg.contrast)
         contrast, contrast_result = _finetune_vector(inputs, cfg, untriggered, start, "tbar: contrast fine-tune")
         vector = task_vectors.add(vector, contrast, -1.0) if cfg.contrast_op == "subtract" else task_vectors.project_out(vector, contrast)
         seconds += contrast_result.seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +26,24 @@ def zeroshot_head(clip: nn.Module, tokenizer, class_names: Sequence[str], templa
 
 
 class ZeroShotClassifier(nn.Module):
-    """Image tower of ``clip`` followed by a frozen head; takes pixel-space images in [0, 1]."""
+    """Image tower of ``clip`` followed by a frozen head; takes pixel-space images in [0, 1].
 
-    def __init__(self, clip: nn.Module, head: torch.Tensor, preprocess: Preprocess):
+    With ``head_builder`` (the contrastive setting, where the text tower is trained too) the head follows the
+    weights: ``refresh_head`` rebuilds it from the current text tower, and evaluation calls it first.
+    """
+
+    def __init__(self, clip: nn.Module, head: torch.Tensor, preprocess: Preprocess, head_builder: Callable[[], torch.Tensor] | None = None):
         super().__init__()
         self.clip = clip
+        self.head_builder = head_builder
         self.register_buffer("head", head, persistent=False)
         self.register_buffer("mean", torch.tensor(preprocess.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(preprocess.std).view(1, -1, 1, 1), persistent=False)
+
+    def refresh_head(self) -> None:
+        """Rebuild the head from the current text tower (only with a ``head_builder``; else it stays frozen)."""
+        if self.head_builder is not None:
+            self.head = self.head_builder().to(self.head)
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings of pixel-space images in [0, 1]."""
