@@ -275,6 +275,7 @@ def test_bti_dbf_run_writes_the_inversion_record_and_its_generator(run_cli):
     done, run_dir = run_cli(*[o for o in UNKNOWN if not o.startswith("inversion")], *budget)
     record = _check_unknown_record(done, run_dir)
     assert record["inversion"] == "bti_dbf" and 0 <= record["inversion_flip_rate"] <= 1
+    assert record["inversion_details"]["pool_pixel_mse"] >= 0 and "mask_benign_ce" in record["inversion_details"]
     from safetensors.torch import load_file
 
     saved = load_file(run_dir / "inverted_trigger.safetensors")

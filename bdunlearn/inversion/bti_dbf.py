@@ -26,7 +26,9 @@ statistic; this one is the project's, and its threshold is chosen on clean calib
 Deviations from the official code, to fit a 16 px tiny CLIP on two CPU cores: G's last layer starts at zero,
 so G starts as the identity and needs no pre-training round (the original pre-trains G to reconstruct its
 input); G is narrower (``width`` 16, the original 32) and shallower (2 levels, the original 4); budgets are
-steps (``mask_steps``, ``generator_steps``) rather than epochs; the generator kept is the last one. One
+steps (``mask_steps``, ``generator_steps``) rather than epochs; the generator kept is the last one (the budget
+is enforced on training batches, as in the original, so the whole pool's MSE can end a little above
+``norm_bound``; the record's ``inversion_details.pool_pixel_mse`` says by how much). One
 addition (``pool_colours``): G's change is projected onto the colour subspace the pool's pixels span. On colour
 data that is all of RGB and changes nothing; on grayscale data stored as RGB (digits, MNIST, Fashion-MNIST)
 it keeps G(x) gray. Without it, G wins by tinting the gray digits: colour is a feature no digit uses, so the
@@ -75,7 +77,7 @@ class BtiDbfConfig(InversionConfig):
     norm_bound: float = 0.04  # largest pixel MSE between G(x) and x
     benign_bound: float = 1.0  # largest benign-feature MSE, as a fraction of the benign features' mean square
     benign_weight: float = 0.01
-    detection_threshold: float = 0.78  # flip rate at or above this → backdoored (README: Unknown attacks)
+    detection_threshold: float = 0.92  # flip rate at or above this → backdoored (README: Unknown attacks)
 
 
 Config = BtiDbfConfig

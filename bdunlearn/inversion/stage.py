@@ -99,6 +99,8 @@ def run(
         "inversion_samples": len(subset),
         "inversion_seconds": meta.get("seconds"),
         "inversion_from_cache": from_cache,
+        # the method's own numbers (DECREE: pool similarity, lambda; BTI-DBF: pixel and feature MSEs, mask CEs)
+        "inversion_details": {k: v for k, v in meta.items() if isinstance(v, (bool, int, float, str))},
     }
     tracker.log({f"inversion/{k}": v for k, v in record.items() if isinstance(v, (int, float, bool))})
     return Found(trigger=trigger, target_class=target, detected=detected, record=record)
