@@ -48,8 +48,8 @@ def default_threshold(inversion: str) -> float:
 
 
 def method(record: dict, run_dir: Path) -> str:
-    """'known trigger', or the inversion's name with the settings that differ from its defaults (a threshold
-    other than the default forces TBAR to run on whatever was inverted)."""
+    """'known trigger', or the inversion's name with the settings that differ from its defaults (e.g. a
+    threshold every score passes, which makes TBAR run on whatever was inverted)."""
     if record.get("attack_knowledge", "known") == "known":
         return "known trigger"
     inversion = record["inversion"]
@@ -63,7 +63,7 @@ def method(record: dict, run_dir: Path) -> str:
     if changed:
         label += f" ({', '.join(changed)})"
     if used["detection_threshold"] != default_threshold(inversion):
-        label += f" (threshold {used['detection_threshold']:g}: TBAR forced)"
+        label += f" (threshold {used['detection_threshold']:g})"
     return label
 
 
@@ -188,7 +188,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         for record, run_dir in ok:
             source = run_dir / "inverted_trigger.png"
             label = method(record, run_dir)
-            if record["seed"] != 0 or not source.is_file() or "forced" in label:
+            if record["seed"] != 0 or not source.is_file() or "(" in label:  # defaults only
                 continue
             target = previews / f"inverted_{record['inversion']}_{record['attack']}.png"
             write_bytes_atomic(target, source.read_bytes())

@@ -57,7 +57,7 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
     text = out.read_text()
     assert "`bdunlearn -m attack=badnets seed=0,1`" in text and "`bdunlearn -m inversion=bti_dbf`" in text
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| `badnets`")}
-    assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001: TBAR forced)"}
+    assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001)"}
     assert "0, 5 (1/2 right)" in rows["BTI-DBF"] and "(0.050, 0.150)" in rows["BTI-DBF"]
     assert "0.350 ± 0.071" in rows["known trigger"]
     clean = [line for line in text.splitlines() if line.startswith("| BTI-DBF | 0 |")]
