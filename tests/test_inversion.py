@@ -232,6 +232,17 @@ def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_defense_cache_key_ignores_the_detection_threshold_but_not_the_inversion(compose):
+    from bdunlearn.config import validate
+    from bdunlearn.pipeline import defense_spec
+
+    unknown = ["attack_knowledge=unknown", "inversion=bti_dbf"]
+    default = defense_spec(validate(compose(*unknown)))
+    assert defense_spec(validate(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
+    assert defense_spec(validate(compose(*unknown, "inversion.norm_bound=0.02"))) != default  # another trigger
+    assert defense_spec(validate(compose("attack_knowledge=unknown", "inversion=decree"))) != default
+
+
 def test_unknown_knowledge_allows_tbar_on_a_clean_model(compose):
     from bdunlearn.config import scientific_view, validate
 

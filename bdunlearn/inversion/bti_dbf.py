@@ -240,7 +240,7 @@ def decouple(context: InversionContext, cfg: BtiDbfConfig, features: TokenFeatur
         optimizer.zero_grad(set_to_none=True)
         (benign - other).backward()
         optimizer.step()
-        benign_loss, other_loss = float(benign), float(other)
+        benign_loss, other_loss = benign.item(), other.item()
     mask = (torch.tanh(param) / 2 + 0.5).detach()
     return mask, {"benign_ce": benign_loss, "other_ce": other_loss, "mask_mean": float(mask.mean())}
 
@@ -269,14 +269,15 @@ def train_generator(context: InversionContext, cfg: BtiDbfConfig, features: Toke
         pixel = F.mse_loss(poisoned, clean)
         benign = F.mse_loss(mask * poisoned_z, mask * clean_z) / benign_scale
         other = F.mse_loss((1 - mask) * poisoned_z, (1 - mask) * clean_z) / benign_scale
-        if float(pixel) > cfg.norm_bound or float(benign) > cfg.benign_bound:
+        pixel_mse, benign_mse = pixel.item(), benign.item()
+        if pixel_mse > cfg.norm_bound or benign_mse > cfg.benign_bound:
             loss = pixel  # back inside the budget first (the original's rule)
         else:
             loss = -other + cfg.benign_weight * benign
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        last = {"pixel_mse": float(pixel), "benign_feature_mse": float(benign), "other_feature_mse": float(other)}
+        last = {"pixel_mse": pixel_mse, "benign_feature_mse": benign_mse, "other_feature_mse": other.item()}
     return model.eval(), last
 
 

@@ -36,11 +36,15 @@ class Found:
     record: dict = field(default_factory=dict)  # keys for the run record
 
 
+def trigger_settings(inversion_cfg) -> dict:
+    """The method's settings that determine the inverted trigger (all but the detection threshold)."""
+    return {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
+
+
 def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
     """What determines the inverted trigger: the suspicious model and pool (``suspect_spec``) and the method's
     settings, minus the detection threshold."""
-    settings = {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
-    return {"suspect": suspect_spec, "inversion": settings, "precision": precision.name}
+    return {"suspect": suspect_spec, "inversion": trigger_settings(inversion_cfg), "precision": precision.name}
 
 
 def run(
