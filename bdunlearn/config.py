@@ -385,6 +385,8 @@ def validate(cfg: DictConfig) -> RunConfig:
     analysis.check(run.analysis)
     if inversion_module is not None:
         inversion_module.check(run.inversion)
+        if hasattr(inversion_module, "check_model"):
+            inversion_module.check_model(run.inversion, run.model.name)
     checks.require(
         attack_cls.has_trigger or run.attack_knowledge == "unknown" or not getattr(defense_module, "NEEDS_TRIGGER", False),
         f"defense={run.defense.name} needs a trigger to estimate, but attack={run.attack.name} plants none; "

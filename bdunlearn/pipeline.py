@@ -240,7 +240,12 @@ def suspect_spec(cfg: RunConfig) -> dict:
 def defense_spec(cfg: RunConfig) -> dict:
     """What determines theta_b and the trigger its defense works with (part of the defense's cache keys): the
     real attack when it is known, the inversion's when it is not."""
-    trigger = {"attack": attacks.spec(cfg.attack)} if cfg.attack_knowledge == "known" else {"inversion": vars(cfg.inversion)}
+    if cfg.attack_knowledge == "known":
+        trigger = {"attack": attacks.spec(cfg.attack)}
+    else:  # the threshold only decides whether the defense runs, not what it computes (a forced run reuses tau_t)
+        from bdunlearn.inversion.stage import trigger_settings
+
+        trigger = {"inversion": trigger_settings(cfg.inversion)}
     return {**suspect_spec(cfg), "trigger": trigger}
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attack_table import hardware  # noqa: E402
+from machine import describe as hardware  # noqa: E402
 
 from bdunlearn import attacks, pipeline, task_vectors  # noqa: E402
 from bdunlearn.analysis import grid_summary, write_grid  # noqa: E402

@@ -4,18 +4,22 @@
     bdunlearn -m attack=badnets,blended,wanet,none seed=0,1 defense=tbar attack_knowledge=unknown inversion=decree \\
         hydra.sweep.dir=/tmp/inv/sweep-decree
     bdunlearn -m ... inversion=bti_dbf hydra.sweep.dir=/tmp/inv/sweep-bti
+    bdunlearn -m attack=none seed=2,3 defense=none attack_knowledge=unknown inversion=decree,bti_dbf \\
+        hydra.sweep.dir=/tmp/inv/sweep-calibration
     python scripts/unknown_attack_table.py /tmp/inv/sweep-known /tmp/inv/sweep-decree /tmp/inv/sweep-bti \\
         --calibration /tmp/inv/sweep-calibration --out results/unknown_attack.md --previews results/
 
 Every number comes from a ``result.json``; the commands are read back from each sweep's ``multirun.yaml``.
-Runs on ``attack=none`` are the clean-model detection rows; ``--calibration`` sweeps (clean models the
-detection thresholds were chosen on) get their own table.
+Runs on ``attack=none`` are the clean-model detection rows; ``--calibration`` sweeps (models the detection
+thresholds or an inversion's settings were chosen on, never the reported seeds) get their own table. An
+inversion run's label names the settings that differ from its config's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import sys
@@ -25,7 +29,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attack_table import hardware, load_runs, mean_std, sweep_command  # noqa: E402
+from attack_table import load_runs, mean_std, sweep_command  # noqa: E402
+from machine import describe as hardware  # noqa: E402
 
 from bdunlearn.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
 from bdunlearn.config import CONFIG_DIR  # noqa: E402
@@ -34,19 +39,31 @@ NAMES = {"decree": "DECREE", "bti_dbf": "BTI-DBF"}
 REMOVED = 0.1  # a defended ASR below this counts as "backdoor removed" (as in results/attacks.md)
 
 
+def defaults(inversion: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "inversion" / f"{inversion}.yaml"))
+
+
 def default_threshold(inversion: str) -> float:
-    return float(OmegaConf.load(CONFIG_DIR / "inversion" / f"{inversion}.yaml").detection_threshold)
+    return float(defaults(inversion)["detection_threshold"])
 
 
 def method(record: dict, run_dir: Path) -> str:
-    """'known trigger', or the inversion's name (with its threshold when it is not the default)."""
+    """'known trigger', or the inversion's name with the settings that differ from its defaults (e.g. a
+    threshold every score passes, which makes TBAR run on whatever was inverted)."""
     if record.get("attack_knowledge", "known") == "known":
         return "known trigger"
     inversion = record["inversion"]
-    threshold = OmegaConf.load(run_dir / ".hydra" / "config.yaml").inversion.detection_threshold
+    used = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").inversion)
     label = NAMES.get(inversion, inversion)
-    if threshold != default_threshold(inversion):
-        label += f" (threshold {threshold:g}: TBAR forced)"
+    changed = [
+        f"{k}={json.dumps(v) if isinstance(v, bool) or v is None else v}"
+        for k, v in used.items()
+        if k not in ("detection_threshold", "name") and v != defaults(inversion).get(k)
+    ]
+    if changed:
+        label += f" ({', '.join(changed)})"
+    if used["detection_threshold"] != default_threshold(inversion):
+        label += f" (threshold {used['detection_threshold']:g})"
     return label
 
 
@@ -150,10 +167,11 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
     if calibration:
         lines += [
             "",
-            "## Calibration models (the thresholds were chosen on these; not in the tables above)",
+            "## Calibration and development models (the thresholds and BTI-DBF's settings were chosen on these; "
+            "not in the tables above)",
             "",
-            "| attack | inversion | seed | detection score | flagged with the default threshold | estimated target |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| attack | inversion | seed | detection score | flagged with the default threshold | estimated target | right target |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for sweep in calibration:
             for record, _, run_dir in load_runs(sweep):
@@ -161,7 +179,8 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
                     continue
                 lines.append(
                     f"| `{record['attack']}` | {method(record, run_dir)} | {record['seed']} | {record['detection_score']:.4f} | "
-                    f"{record['detected']} | {record['target_class_estimated']} |"
+                    f"{record['detected']} | {record['target_class_estimated']} | "
+                    f"{'–' if record['attack'] == 'none' else record['target_class_estimated'] == record['target_class']} |"
                 )
     if previews is not None:
         previews.mkdir(parents=True, exist_ok=True)
@@ -169,7 +188,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         for record, run_dir in ok:
             source = run_dir / "inverted_trigger.png"
             label = method(record, run_dir)
-            if record["seed"] != 0 or not source.is_file() or "forced" in label:
+            if record["seed"] != 0 or not source.is_file() or "(" in label:  # defaults only
                 continue
             target = previews / f"inverted_{record['inversion']}_{record['attack']}.png"
             write_bytes_atomic(target, source.read_bytes())
@@ -185,7 +204,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="hydra.sweep.dir of each sweep")
-    parser.add_argument("--calibration", nargs="*", type=Path, default=[], help="sweeps of the calibration models")
+    parser.add_argument("--calibration", nargs="*", type=Path, default=[], help="sweeps of the calibration / development models")
     parser.add_argument("--out", type=Path, default=Path("results/unknown_attack.md"))
     parser.add_argument("--previews", type=Path, default=None, help="copy seed 0's inverted_trigger.png here")
     parser.add_argument("--note", action="append", default=[], help="a line for the header (e.g. the commit that ran)")

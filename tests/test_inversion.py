@@ -120,13 +120,61 @@ def test_target_is_the_majority_prediction_on_triggered_pool_images():
     assert target == 0 and share == pytest.approx(0.2)
 
 
-def test_generator_starts_as_the_identity_and_round_trips(tmp_path):
-    model = bti_dbf.Generator(width=4)
-    pixels = torch.rand(2, 3, 16, 16)
+@pytest.mark.parametrize("size,levels", [(16, 2), (28, 3)])  # 28 px: odd sizes on the way down (7 → 3)
+def test_generator_starts_as_the_identity_and_round_trips(size, levels):
+    model = bti_dbf.Generator(width=4, levels=levels)
+    pixels = torch.rand(2, 3, size, size)
     assert torch.allclose(model(pixels), pixels)
+    torch.nn.init.normal_(model.out.weight)  # a trained generator: not the identity any more
     trigger = bti_dbf.GeneratorTrigger(model)
-    rebuilt = bti_dbf.rebuild(trigger.tensors(), bti_dbf.BtiDbfConfig(name="bti_dbf", width=4))
+    assert not torch.allclose(trigger.apply(pixels), pixels)
+    rebuilt = bti_dbf.rebuild(trigger.tensors(), bti_dbf.BtiDbfConfig(name="bti_dbf", width=4, levels=levels))
     assert torch.equal(rebuilt.apply(pixels), trigger.apply(pixels))
+
+
+def _context(images: torch.Tensor) -> InversionContext:
+    return InversionContext(_Votes(), ImageSet(images, torch.zeros(len(images), dtype=torch.long)), image_size=8, batch_size=5)
+
+
+def test_colour_projection_keeps_a_gray_pools_generator_gray_and_leaves_colour_pools_alone():
+    generator = torch.Generator().manual_seed(0)
+    gray = torch.randint(0, 256, (12, 1, 8, 8), generator=generator, dtype=torch.uint8).expand(12, 3, 8, 8).contiguous()
+    projection = bti_dbf.colour_projection(_context(gray))
+    assert torch.allclose(projection, torch.full((3, 3), 1 / 3), atol=1e-5)  # onto the gray axis (1, 1, 1) / √3
+    model = bti_dbf.Generator(width=4)
+    torch.nn.init.normal_(model.out.weight)
+    model.colours.copy_(projection)
+    pixels = torch.rand(3, 1, 8, 8).expand(3, 3, 8, 8) * 0.5 + 0.25  # gray images away from the clamp
+    out = model(pixels)
+    assert not torch.allclose(out, pixels) and torch.allclose(out[:, 0], out[:, 1], atol=1e-6) and torch.allclose(out[:, 1], out[:, 2], atol=1e-6)
+    colour = torch.randint(0, 256, (12, 3, 8, 8), generator=generator, dtype=torch.uint8)
+    assert torch.allclose(bti_dbf.colour_projection(_context(colour)), torch.eye(3), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    from bdunlearn.models import clip as clip_models
+    from bdunlearn.models.zeroshot import ZeroShotClassifier
+
+    torch.manual_seed(0)
+    clip = clip_models.create("bdunlearn-tiny").eval()
+    head = torch.nn.functional.normalize(torch.randn(4, 64), dim=-1) * 10
+    return ZeroShotClassifier(clip, head, clip_models.preprocess_of(clip))
+
+
+def test_token_features_are_the_blocks_input_and_masking_them_changes_only_what_follows(tiny_classifier):
+    pixels = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    features = bti_dbf.TokenFeatures(tiny_classifier, block=-1)
+    with torch.no_grad():
+        plain = tiny_classifier(pixels)
+        tokens = features.of(pixels)
+        assert tokens.shape == (5, (16 // 4) ** 2 + 1, 64)  # class token + a 4 x 4 grid of patches, width 64
+        assert torch.allclose(features(pixels, torch.ones(tokens.shape[1:])), plain, atol=1e-5)
+        masked = features(pixels, torch.zeros(tokens.shape[1:]))
+        assert features.tokens.abs().max() == 0 and not torch.allclose(masked, plain, atol=1e-3)
+        assert torch.allclose(tiny_classifier(pixels), plain)  # the hook is gone afterwards
+    with pytest.raises(ValueError, match="feature_block=3"):
+        bti_dbf.TokenFeatures(tiny_classifier, block=3)
 
 
 def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
@@ -169,6 +217,9 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
         (["attack_knowledge=maybe"], "attack_knowledge='maybe'"),
         (["attack_knowledge=unknown", "inversion=decree", "inversion.steps=0"], "inversion.steps"),
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bound=0"], "inversion.norm_bound"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.benign_bound=0"], "inversion.benign_bound"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.levels=0"], "inversion.levels"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.feature_block=3"], "has 3 residual blocks"),
         (["attack_knowledge=unknown", "inversion=decree", "inversion.num_samples=100000"], "defender's pool"),
     ],
 )
@@ -179,6 +230,17 @@ def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
     with pytest.raises(UserError, match=None) as info:
         validate(compose(*overrides))
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_defense_cache_key_ignores_the_detection_threshold_but_not_the_inversion(compose):
+    from bdunlearn.config import validate
+    from bdunlearn.pipeline import defense_spec
+
+    unknown = ["attack_knowledge=unknown", "inversion=bti_dbf"]
+    default = defense_spec(validate(compose(*unknown)))
+    assert defense_spec(validate(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
+    assert defense_spec(validate(compose(*unknown, "inversion.norm_bound=0.02"))) != default  # another trigger
+    assert defense_spec(validate(compose("attack_knowledge=unknown", "inversion=decree"))) != default
 
 
 def test_unknown_knowledge_allows_tbar_on_a_clean_model(compose):
@@ -203,7 +265,7 @@ UNKNOWN = [*SHRINK, "attack_knowledge=unknown", "inversion=decree", "inversion.s
 def _check_unknown_record(done, run_dir) -> dict:
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((run_dir / "result.json").read_text())
-    assert record["status"] == "ok" and record["attack_knowledge"] == "unknown" and record["inversion"] == "decree"
+    assert record["status"] == "ok" and record["attack_knowledge"] == "unknown" and record["inversion"] in REGISTRY
     assert isinstance(record["detected"], bool) and 0 <= record["detection_score"] <= 1
     assert 0 <= record["target_class_estimated"] < 10
     assert record["asr"] is not None  # evaluated with the real trigger
@@ -217,6 +279,18 @@ def _check_unknown_record(done, run_dir) -> dict:
 
 def test_unknown_attack_run_writes_the_inversion_record(run_cli):
     _check_unknown_record(*run_cli(*UNKNOWN))
+
+
+def test_bti_dbf_run_writes_the_inversion_record_and_its_generator(run_cli):
+    budget = ["inversion=bti_dbf", "inversion.mask_steps=5", "inversion.generator_steps=5", "inversion.width=4"]
+    done, run_dir = run_cli(*[o for o in UNKNOWN if not o.startswith("inversion")], *budget)
+    record = _check_unknown_record(done, run_dir)
+    assert record["inversion"] == "bti_dbf" and 0 <= record["inversion_flip_rate"] <= 1
+    assert record["inversion_details"]["pool_pixel_mse"] >= 0 and "mask_benign_ce" in record["inversion_details"]
+    from safetensors.torch import load_file
+
+    saved = load_file(run_dir / "inverted_trigger.safetensors")
+    assert "generator.colours" in saved and "generator.out.weight" in saved
 
 
 @pytest.mark.slow

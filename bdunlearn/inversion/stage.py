@@ -36,11 +36,15 @@ class Found:
     record: dict = field(default_factory=dict)  # keys for the run record
 
 
+def trigger_settings(inversion_cfg) -> dict:
+    """The method's settings that determine the inverted trigger (all but the detection threshold)."""
+    return {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
+
+
 def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
     """What determines the inverted trigger: the suspicious model and pool (``suspect_spec``) and the method's
     settings, minus the detection threshold."""
-    settings = {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
-    return {"suspect": suspect_spec, "inversion": settings, "precision": precision.name}
+    return {"suspect": suspect_spec, "inversion": trigger_settings(inversion_cfg), "precision": precision.name}
 
 
 def run(
@@ -99,6 +103,8 @@ def run(
         "inversion_samples": len(subset),
         "inversion_seconds": meta.get("seconds"),
         "inversion_from_cache": from_cache,
+        # the method's own numbers (DECREE: pool similarity, lambda; BTI-DBF: pixel and feature MSEs, mask CEs)
+        "inversion_details": {k: v for k, v in meta.items() if isinstance(v, (bool, int, float, str))},
     }
     tracker.log({f"inversion/{k}": v for k, v in record.items() if isinstance(v, (int, float, bool))})
     return Found(trigger=trigger, target_class=target, detected=detected, record=record)

@@ -1,0 +1,77 @@
+"""scripts/unknown_attack_table.py on run directories laid out as a Hydra sweep writes them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import unknown_attack_table  # noqa: E402
+
+
+def _sweep(root: Path, overrides: list[str], runs: list[dict]) -> Path:
+    root.mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": overrides, "hydra": []}}}), root / "multirun.yaml")
+    for number, (record, inversion) in enumerate(runs):
+        run_dir = root / str(number)
+        (run_dir / ".hydra").mkdir(parents=True)
+        config = {"attack": {"name": record["attack"]}, "inversion": inversion}
+        OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
+        (run_dir / "result.json").write_text(json.dumps(record))
+    return root
+
+
+def _record(attack: str, seed: int, inversion: str | None, asr: float, **extra) -> dict:
+    record = {
+        "status": "ok", "attack": attack, "seed": seed, "target_class": 0, "clean_acc_backdoored": 0.95,
+        "asr_backdoored": None if attack == "none" else 0.99, "clean_acc": 0.9, "asr": asr, "robust_acc": 0.5, "alpha": 0.5,
+        "attack_knowledge": "known" if inversion is None else "unknown",
+    }  # fmt: skip
+    if inversion is not None:
+        record.update({"inversion": inversion, "detected": True, "detection_score": 0.99, "target_class_estimated": 0, "defense_skipped": False})
+    return {**record, **extra}
+
+
+def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp_path):
+    bti = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "inversion" / "bti_dbf.yaml"))
+    forced = {**bti, "detection_threshold": 0.001}
+    ablation = {**bti, "pool_colours": False}
+    known = _sweep(tmp_path / "known", ["attack=badnets", "seed=0,1"], [(_record("badnets", s, None, 0.3 + s / 10), None) for s in (0, 1)])
+    inverted = _sweep(
+        tmp_path / "bti", ["inversion=bti_dbf"],
+        [
+            (_record("badnets", 0, "bti_dbf", 0.05), bti),
+            (_record("badnets", 1, "bti_dbf", 0.15, target_class_estimated=5), bti),
+            (_record("badnets", 0, "bti_dbf", 0.02), forced),
+            (_record("none", 0, "bti_dbf", None, detected=False, defense_skipped=True, detection_score=0.2), bti),
+        ],
+    )  # fmt: skip
+    development = _sweep(tmp_path / "dev", ["seed=2"], [(_record("blended", 2, "bti_dbf", 0.9, target_class_estimated=3), ablation)])
+    out = tmp_path / "unknown_attack.md"
+    unknown_attack_table.write([known, inverted], [development], out)
+    text = out.read_text()
+    assert "`bdunlearn -m attack=badnets seed=0,1`" in text and "`bdunlearn -m inversion=bti_dbf`" in text
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| `badnets`")}
+    assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001)"}
+    assert "0, 5 (1/2 right)" in rows["BTI-DBF"] and "(0.050, 0.150)" in rows["BTI-DBF"]
+    assert "0.350 ± 0.071" in rows["known trigger"]
+    clean = [line for line in text.splitlines() if line.startswith("| BTI-DBF | 0 |")]
+    assert len(clean) == 1 and "| 0/1 | 0.2000 |" in clean[0]
+    development_rows = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 |")]
+    assert len(development_rows) == 1 and development_rows[0].endswith("| 3 | False |")
+
+
+def test_every_script_imports(monkeypatch):
+    """A renamed helper must not leave a script broken until someone runs it (as happened to two scripts)."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    for path in sorted((REPO / "scripts").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # runs the imports and definitions; main() only runs under __main__
