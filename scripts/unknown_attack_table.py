@@ -55,14 +55,15 @@ def method(record: dict, run_dir: Path) -> str:
     inversion = record["inversion"]
     used = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml").inversion)
     label = NAMES.get(inversion, inversion)
+    reference = defaults(inversion)
     changed = [
         f"{k}={json.dumps(v) if isinstance(v, bool) or v is None else v}"
         for k, v in used.items()
-        if k not in ("detection_threshold", "name") and v != defaults(inversion).get(k)
+        if k not in ("detection_threshold", "name") and v != reference.get(k)
     ]
     if changed:
         label += f" ({', '.join(changed)})"
-    if used["detection_threshold"] != default_threshold(inversion):
+    if used["detection_threshold"] != float(reference["detection_threshold"]):
         label += f" (threshold {used['detection_threshold']:g})"
     return label
 
