@@ -249,12 +249,15 @@ def defense_spec(cfg: RunConfig) -> dict:
     return {**suspect_spec(cfg), "trigger": trigger}
 
 
-def invert_trigger(cfg: RunConfig, classifier, backdoored: StateDict, splits: Splits, preprocess, cache, precision, run_dir, tracker):
-    """``attack_knowledge=unknown``: the configured inversion on theta_b and the defender's pool (cached)."""
+def invert_trigger(
+    cfg: RunConfig, classifier, backdoored: StateDict, pretrained: StateDict, splits: Splits, preprocess, cache, precision, run_dir, tracker
+):
+    """``attack_knowledge=unknown``: the configured inversion on theta_b and the defender's pool (cached), judged
+    against theta_pre (the public model theta_b was fine-tuned from; the reference check)."""
     from bdunlearn.inversion import stage
 
     return stage.run(
-        cfg.inversion, classifier, backdoored, splits.defense, len(cfg.dataset.class_names), preprocess.image_size,
+        cfg.inversion, classifier, backdoored, pretrained, splits.defense, len(cfg.dataset.class_names), preprocess.image_size,
         cfg.eval_batch_size, precision, cache, suspect_spec(cfg), run_dir, tracker,
     )  # fmt: skip
 
@@ -366,7 +369,7 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
 
     defense_attack, defense_target, found = attack, cfg.attack.target_class, None
     if cfg.attack_knowledge == "unknown":  # the defense gets an inverted trigger; the real one only evaluates
-        found = invert_trigger(cfg, classifier, backdoored_state, splits, preprocess, cache, precision, run_dir, tracker)
+        found = invert_trigger(cfg, classifier, backdoored_state, pretrained_state, splits, preprocess, cache, precision, run_dir, tracker)
         record.update(found.record)
         defense_attack, defense_target = found.trigger, found.target_class
     inputs = DefenseInputs(

@@ -47,6 +47,9 @@ def default_threshold(inversion: str) -> float:
     return float(defaults(inversion)["detection_threshold"])
 
 
+VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
+
+
 def method(record: dict, run_dir: Path) -> str:
     """'known trigger', or the inversion's name with the settings that differ from its defaults (e.g. a
     threshold every score passes, which makes TBAR run on whatever was inverted)."""
@@ -59,13 +62,30 @@ def method(record: dict, run_dir: Path) -> str:
     changed = [
         f"{k}={json.dumps(v) if isinstance(v, bool) or v is None else v}"
         for k, v in used.items()
-        if k not in ("detection_threshold", "name") and v != reference.get(k)
+        if k not in (*VERDICT_KEYS, "name") and v != reference.get(k)
     ]
     if changed:
         label += f" ({', '.join(changed)})"
+    verdict_changed = [f"{k}={used[k]}" for k in VERDICT_KEYS[1:] if k in used and used[k] != reference.get(k)]
     if used["detection_threshold"] != float(reference["detection_threshold"]):
-        label += f" (threshold {used['detection_threshold']:g})"
+        verdict_changed.insert(0, f"threshold {used['detection_threshold']:g}")
+    if verdict_changed:
+        label += f" ({', '.join(verdict_changed)})"
     return label
+
+
+def own_flags(records: list[dict]) -> str:
+    """How many the method's own statistic flags (with the run's detection_threshold)."""
+    flags = [r.get("inversion_statistic_detected") for r in records]
+    return "–" if any(f is None for f in flags) else fraction(flags)
+
+
+def own_scores(records: list[dict]) -> str:
+    return scores([r.get("inversion_statistic", r.get("detection_score")) for r in records])
+
+
+def transfers(records: list[dict]) -> str:
+    return scores3([r.get("inversion_transfer") for r in records])
 
 
 def fraction(flags: list) -> str:
@@ -125,17 +145,20 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         *[f"- {note}" for note in notes],
         "- data and model: the embedded default (tiny CLIP pretrained here, scikit-learn digits at 16×16); "
         "`finetune.*`, `defense.*` and `inversion.*` at their defaults unless the command says otherwise; target class 0",
-        f"- detection thresholds: DECREE PL1-norm < {default_threshold('decree'):g}; BTI-DBF flip rate ≥ "
-        f"{default_threshold('bti_dbf'):g} (how they were chosen: README, \"Unknown attacks\"). When nothing is detected "
-        "TBAR is skipped and θ_b is returned as it is.",
+        f"- the methods' own statistics and thresholds: DECREE PL1-norm < {default_threshold('decree'):g}; BTI-DBF flip rate ≥ "
+        f"{default_threshold('bti_dbf'):g}. The reference check: transfer = (flip rate of the inverted trigger towards the "
+        "estimated target on θ_pre) / (the same on θ_b), specific to θ_b when < "
+        f"{defaults('decree')['reference_threshold']:g}. Verdict (`detection`): DECREE `{defaults('decree')['detection']}`, "
+        f"BTI-DBF `{defaults('bti_dbf')['detection']}` (how they were chosen: README, \"Unknown attacks\"). When nothing "
+        "is detected TBAR is skipped and θ_b is returned as it is.",
         "- test CA / ASR / RA are always measured with the **real** trigger and target; under `attack_knowledge=unknown` "
         "TBAR's triggered set, its validation ASR (α choice) and its target come from the inversion only.",
         "- values: mean ± std over seeds; per-seed lists in seed order",
         "",
         "## Backdoored models",
         "",
-        "| attack | TBAR's trigger | seeds | detected | detection score | estimated target | CA θ_b | ASR θ_b | CA | ASR (per seed) | RA | α | backdoor |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| attack | TBAR's trigger | seeds | detected | transfer | own statistic (flagged by it) | estimated target | CA θ_b | ASR θ_b | CA | ASR (per seed) | RA | α | backdoor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key in keys:
         records = sorted(attacked[key], key=lambda r: r["seed"])
@@ -143,7 +166,8 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         lines.append(
             f"| `{key[0]}` | {key[1]} | {','.join(str(r['seed']) for r in records)} | "
             f"{'–' if known else fraction([r['detected'] for r in records])} | "
-            f"{'–' if known else scores([r['detection_score'] for r in records])} | "
+            f"{'–' if known else transfers(records)} | "
+            f"{'–' if known else own_scores(records) + ' (' + own_flags(records) + ')'} | "
             f"{'(known: ' + str(records[0]['target_class']) + ')' if known else targets(records)} | "
             + " | ".join(mean_std([r[k] for r in records]) for k in ("clean_acc_backdoored", "asr_backdoored", "clean_acc"))
             + f" | {mean_std([r['asr'] for r in records])} ({scores3([r['asr'] for r in records])}) | "
@@ -154,14 +178,15 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         "",
         "## Clean models (`attack=none`): must not be flagged",
         "",
-        "| inversion | seeds | flagged backdoored | detection score | estimated target | CA θ (clean fine-tune) | CA after defense | TBAR skipped |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| inversion | seeds | flagged backdoored | transfer | own statistic (flagged by it) | estimated target | CA θ (clean fine-tune) | CA after defense | TBAR skipped |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, records in sorted(clean.items(), key=lambda item: order.get(item[0], 3)):
         records = sorted(records, key=lambda r: r["seed"])
         lines.append(
             f"| {name} | {','.join(str(r['seed']) for r in records)} | {fraction([r['detected'] for r in records])} | "
-            f"{scores([r['detection_score'] for r in records])} | {', '.join(str(r['target_class_estimated']) for r in records)} | "
+            f"{transfers(records)} | {own_scores(records)} ({own_flags(records)}) | "
+            f"{', '.join(str(r['target_class_estimated']) for r in records)} | "
             f"{mean_std([r['clean_acc_backdoored'] for r in records])} | {mean_std([r['clean_acc'] for r in records])} | "
             f"{fraction([r.get('defense_skipped') for r in records])} |"
         )
@@ -171,17 +196,35 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
             "## Calibration and development models (the thresholds and BTI-DBF's settings were chosen on these; "
             "not in the tables above)",
             "",
-            "| attack | inversion | seed | detection score | flagged with the default threshold | estimated target | right target |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| attack | inversion | seed | transfer | own statistic | flagged by it | flagged (default verdict) | estimated target | right target |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+        development: dict[tuple, list] = defaultdict(list)
         for sweep in calibration:
             for record, _, run_dir in load_runs(sweep):
-                if record.get("status") != "ok":
-                    continue
+                if record.get("status") == "ok":
+                    development[(record["attack"], method(record, run_dir))].append(record)
+        summary = [
+            "| attack | inversion | seeds | flagged by the own statistic | flagged (default verdict) | right target (of those flagged) | transfer (min–max) |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for (attack, label), records in sorted(development.items(), key=lambda item: (item[0][1], item[0][0])):
+            flagged = [r for r in records if r["detected"]]
+            right = "–" if attack == "none" else f"{sum(r['target_class_estimated'] == r['target_class'] for r in flagged)}/{len(flagged)}"
+            values = [r["inversion_transfer"] for r in records if r.get("inversion_transfer") is not None]
+            spread = f"{min(values):.3f}–{max(values):.3f}" if values else "–"
+            summary.append(
+                f"| `{attack}` | {label} | {','.join(str(r['seed']) for r in sorted(records, key=lambda r: r['seed']))} | "
+                f"{own_flags(records)} | {fraction([r['detected'] for r in records])} | {right} | {spread} |"
+            )
+        lines[-2:-2] = ["Summary:", "", *summary, "", "Per model:", ""]
+        for (attack, label), records in sorted(development.items(), key=lambda item: (item[0][1], item[0][0])):
+            for record in sorted(records, key=lambda r: r["seed"]):
                 lines.append(
-                    f"| `{record['attack']}` | {method(record, run_dir)} | {record['seed']} | {record['detection_score']:.4f} | "
+                    f"| `{attack}` | {label} | {record['seed']} | {transfers([record])} | "
+                    f"{own_scores([record])} | {record.get('inversion_statistic_detected', '–')} | "
                     f"{record['detected']} | {record['target_class_estimated']} | "
-                    f"{'–' if record['attack'] == 'none' else record['target_class_estimated'] == record['target_class']} |"
+                    f"{'–' if attack == 'none' else record['target_class_estimated'] == record['target_class']} |"
                 )
     if previews is not None:
         previews.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bdunlearn.data.images import ImageSet
-from bdunlearn.inversion import REGISTRY, bti_dbf, decree
+from bdunlearn.inversion import REGISTRY, bti_dbf, decree, reference
 from bdunlearn.inversion.base import (
     InversionContext,
     MaskPatternTrigger,
@@ -120,6 +120,57 @@ def test_target_is_the_majority_prediction_on_triggered_pool_images():
     assert target == 0 and share == pytest.approx(0.2)
 
 
+def test_transfer_is_the_share_of_the_suspects_flips_the_reference_shows_too():
+    assert reference.transfer(0.8, 0.2, min_flip=0.2) == pytest.approx(0.25)
+    assert reference.transfer(0.5, 0.9, min_flip=0.2) == 1.0  # theta_pre reacts more: a natural feature
+    assert reference.transfer(0.1, 0.0, min_flip=0.2) == 1.0  # flips too little on theta_b to judge
+    assert reference.transfer(0.0, 0.0, min_flip=0.0) == 1.0
+
+
+def test_verdict_follows_the_configured_detection():
+    specific = reference.Specificity(suspect_flip_rate=0.9, reference_flip_rate=0.1, transfer=0.11)
+    natural = reference.Specificity(suspect_flip_rate=0.9, reference_flip_rate=0.8, transfer=0.89)
+    assert reference.verdict("reference", False, specific, 0.5) and not reference.verdict("reference", True, natural, 0.5)
+    assert reference.verdict("statistic", True, natural, 0.5) and not reference.verdict("statistic", False, specific, 0.5)
+    assert reference.verdict("both", True, specific, 0.5)
+    assert not reference.verdict("both", True, natural, 0.5) and not reference.verdict("both", False, specific, 0.5)
+
+
+class _Planted(torch.nn.Module):
+    """A fake classifier: each image's own mark, but the bright corner sends images to class 3 only while its
+    ``clip`` holds ``planted = 1`` (the suspect); with ``natural = 1`` a bright top-left pixel sends them to 4 whatever is
+    planted (a feature the reference model shares)."""
+
+    def __init__(self):
+        super().__init__()
+        self.clip = torch.nn.Module()
+        self.clip.register_buffer("planted", torch.ones(()))
+        self.clip.register_buffer("natural", torch.ones(()))
+        self.register_buffer("head", torch.eye(5))
+
+    def forward(self, pixels):
+        logits = torch.nn.functional.one_hot((pixels[:, 0, 0, 0] * 4).round().long(), 5).float()
+        logits[(pixels[:, 0, -1, -1] > 0.9) & (self.clip.planted > 0)] = torch.nn.functional.one_hot(torch.tensor(3), 5).float()
+        logits[(pixels[:, 1, 0, 1] > 0.9) & (self.clip.natural > 0)] = torch.nn.functional.one_hot(torch.tensor(4), 5).float()
+        return logits
+
+
+def test_reference_check_tells_a_planted_trigger_from_a_feature_the_pretrained_model_shares():
+    classifier = _Planted()
+    context = InversionContext(classifier, _pool(), image_size=8, batch_size=7)
+    suspect = {"planted": torch.ones(()), "natural": torch.ones(())}
+    pretrained = {"planted": torch.zeros(()), "natural": torch.ones(())}
+    corner = torch.zeros(1, 8, 8)
+    corner[:, -1, -1] = 1
+    planted = reference.measure(context, MaskPatternTrigger(corner, torch.ones(3, 8, 8)), 3, suspect, pretrained, min_flip=0.2)
+    assert planted.suspect_flip_rate == 1.0 and planted.reference_flip_rate == 0.0 and planted.transfer == 0.0
+    assert classifier.clip.planted.item() == 1  # the suspect's weights are loaded again afterwards
+    spot = torch.zeros(1, 8, 8)
+    spot[:, 0, 1] = 1
+    shared = reference.measure(context, MaskPatternTrigger(spot, torch.ones(3, 8, 8)), 4, suspect, pretrained, min_flip=0.2)
+    assert shared.suspect_flip_rate == 1.0 and shared.reference_flip_rate == 1.0 and shared.transfer == 1.0
+
+
 @pytest.mark.parametrize("size,levels", [(16, 2), (28, 3)])  # 28 px: odd sizes on the way down (7 → 3)
 def test_generator_starts_as_the_identity_and_round_trips(size, levels):
     model = bti_dbf.Generator(width=4, levels=levels)
@@ -221,6 +272,9 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.levels=0"], "inversion.levels"),
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.feature_block=3"], "has 3 residual blocks"),
         (["attack_knowledge=unknown", "inversion=decree", "inversion.num_samples=100000"], "defender's pool"),
+        (["attack_knowledge=unknown", "inversion=decree", "inversion.detection=maybe"], "inversion.detection='maybe'; choose one of"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.reference_threshold=0"], "inversion.reference_threshold"),
+        (["attack_knowledge=unknown", "inversion=decree", "inversion.reference_min_flip=2"], "inversion.reference_min_flip"),
     ],
 )
 def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
@@ -232,13 +286,15 @@ def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
-def test_the_defense_cache_key_ignores_the_detection_threshold_but_not_the_inversion(compose):
+def test_the_defense_cache_key_ignores_the_verdicts_settings_but_not_the_inversion(compose):
     from bdunlearn.config import validate
     from bdunlearn.pipeline import defense_spec
 
     unknown = ["attack_knowledge=unknown", "inversion=bti_dbf"]
     default = defense_spec(validate(compose(*unknown)))
     assert defense_spec(validate(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
+    verdict = ["inversion.detection=reference", "inversion.reference_threshold=0.9", "inversion.reference_min_flip=0"]
+    assert defense_spec(validate(compose(*unknown, *verdict))) == default
     assert defense_spec(validate(compose(*unknown, "inversion.norm_bound=0.02"))) != default  # another trigger
     assert defense_spec(validate(compose("attack_knowledge=unknown", "inversion=decree"))) != default
 
@@ -267,6 +323,12 @@ def _check_unknown_record(done, run_dir) -> dict:
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "ok" and record["attack_knowledge"] == "unknown" and record["inversion"] in REGISTRY
     assert isinstance(record["detected"], bool) and 0 <= record["detection_score"] <= 1
+    assert record["detection"] in ("statistic", "reference", "both") and 0 <= record["inversion_transfer"] <= 1
+    assert 0 <= record["inversion_flip_rate"] <= 1 and 0 <= record["inversion_reference_flip_rate"] <= 1
+    specific = record["inversion_transfer"] < 0.5  # the configs' reference_threshold
+    expected = {"statistic": record["inversion_statistic_detected"], "reference": specific,
+                "both": record["inversion_statistic_detected"] and specific}[record["detection"]]  # fmt: skip
+    assert record["detected"] is expected
     assert 0 <= record["target_class_estimated"] < 10
     assert record["asr"] is not None  # evaluated with the real trigger
     assert (run_dir / "inverted_trigger.safetensors").is_file() and (run_dir / "inverted_trigger.png").is_file()
@@ -296,8 +358,8 @@ def test_bti_dbf_run_writes_the_inversion_record_and_its_generator(run_cli):
 @pytest.mark.slow
 def test_unknown_attack_reuses_the_cached_trigger_and_forced_detection_runs_tbar(run_cli):
     first = _check_unknown_record(*run_cli(*UNKNOWN))
-    # the threshold is not part of the cache key: a threshold every score passes reuses the trigger and defends
-    again = _check_unknown_record(*run_cli(*UNKNOWN, "inversion.detection_threshold=1.0"))
-    assert again["inversion_from_cache"] is True and again["detection_score"] == first["detection_score"]
-    if first["detection_score"] < 1.0:  # 1.0: no mask reached the similarity threshold, nothing to defend with
+    # the verdict's settings are not part of the cache key: a threshold every score passes reuses the trigger and defends
+    again = _check_unknown_record(*run_cli(*UNKNOWN, "inversion.detection=statistic", "inversion.detection_threshold=1.0"))
+    assert again["inversion_from_cache"] is True and again["inversion_statistic"] == first["inversion_statistic"]
+    if first["inversion_statistic"] < 1.0:  # 1.0: no mask reached the similarity threshold, nothing to defend with
         assert again["detected"] is True and again["alpha"] is not None

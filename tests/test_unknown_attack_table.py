@@ -33,13 +33,16 @@ def _record(attack: str, seed: int, inversion: str | None, asr: float, **extra) 
         "attack_knowledge": "known" if inversion is None else "unknown",
     }  # fmt: skip
     if inversion is not None:
-        record.update({"inversion": inversion, "detected": True, "detection_score": 0.99, "target_class_estimated": 0, "defense_skipped": False})
+        record.update({
+            "inversion": inversion, "detected": True, "detection_score": 0.1, "target_class_estimated": 0, "defense_skipped": False,
+            "detection": "both", "inversion_statistic": 0.99, "inversion_statistic_detected": True, "inversion_transfer": 0.1,
+        })  # fmt: skip
     return {**record, **extra}
 
 
 def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp_path):
     bti = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "inversion" / "bti_dbf.yaml"))
-    forced = {**bti, "detection_threshold": 0.001}
+    forced = {**bti, "detection_threshold": 0.001, "detection": "statistic"}
     ablation = {**bti, "pool_colours": False}
     known = _sweep(tmp_path / "known", ["attack=badnets", "seed=0,1"], [(_record("badnets", s, None, 0.3 + s / 10), None) for s in (0, 1)])
     inverted = _sweep(
@@ -48,7 +51,8 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
             (_record("badnets", 0, "bti_dbf", 0.05), bti),
             (_record("badnets", 1, "bti_dbf", 0.15, target_class_estimated=5), bti),
             (_record("badnets", 0, "bti_dbf", 0.02), forced),
-            (_record("none", 0, "bti_dbf", None, detected=False, defense_skipped=True, detection_score=0.2), bti),
+            (_record("none", 0, "bti_dbf", None, detected=False, defense_skipped=True, inversion_statistic=0.2,
+                     inversion_statistic_detected=False, inversion_transfer=0.75), bti),
         ],
     )  # fmt: skip
     development = _sweep(tmp_path / "dev", ["seed=2"], [(_record("blended", 2, "bti_dbf", 0.9, target_class_estimated=3), ablation)])
@@ -57,13 +61,15 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
     text = out.read_text()
     assert "`bdunlearn -m attack=badnets seed=0,1`" in text and "`bdunlearn -m inversion=bti_dbf`" in text
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| `badnets`")}
-    assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001)"}
+    assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001, detection=statistic)"}
     assert "0, 5 (1/2 right)" in rows["BTI-DBF"] and "(0.050, 0.150)" in rows["BTI-DBF"]
     assert "0.350 ± 0.071" in rows["known trigger"]
     clean = [line for line in text.splitlines() if line.startswith("| BTI-DBF | 0 |")]
-    assert len(clean) == 1 and "| 0/1 | 0.2000 |" in clean[0]
-    development_rows = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 |")]
-    assert len(development_rows) == 1 and development_rows[0].endswith("| 3 | False |")
+    assert len(clean) == 1 and "| 0/1 | 0.750 | 0.2000 (0/1) |" in clean[0]
+    development_rows = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 | 0.100 |")]
+    assert len(development_rows) == 1 and development_rows[0].endswith("| 0.9900 | True | True | 3 | False |")
+    summary = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 | 1/1 |")]
+    assert len(summary) == 1 and "| 1/1 | 0/1 | 0.100–0.100 |" in summary[0]  # flagged, but towards the wrong target
 
 
 def test_every_script_imports(monkeypatch):

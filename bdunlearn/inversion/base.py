@@ -27,16 +27,27 @@ if TYPE_CHECKING:  # open_clip is slow to import; config validation should not n
     from bdunlearn.models.zeroshot import ZeroShotClassifier
 
 
+DETECTIONS = ("statistic", "reference", "both")  # how a verdict is reached (bdunlearn/inversion/reference.py)
+
+
 @dataclass
 class InversionConfig:
     name: str = MISSING
     num_samples: int = 0  # images of the defender's clean pool the inversion uses (0: the whole pool)
     seed: int = 0  # initialisation and batch order of the optimisation
     detection_threshold: float = MISSING  # on the method's own statistic (see each method's docstring)
+    # the verdict (bdunlearn/inversion/reference.py): statistic (the method's own statistic and detection_threshold) |
+    # reference (the inverted trigger works on theta_b but far less on theta_pre) | both
+    detection: str = "reference"
+    reference_threshold: float = 0.5  # transfer (flip rate on theta_pre / on theta_b) below this → specific to theta_b
+    reference_min_flip: float = 0.2  # a trigger flipping less of the pool on theta_b than this is not judged (transfer 1)
 
 
 def check_common(cfg: InversionConfig) -> None:
     checks.require(cfg.num_samples >= 0, f"inversion.num_samples={cfg.num_samples}: must be >= 0 (0: the whole pool)")
+    checks.choice(cfg.detection, DETECTIONS, "inversion.detection")
+    checks.fraction(cfg.reference_threshold, "inversion.reference_threshold", allow_zero=False)
+    checks.fraction(cfg.reference_min_flip, "inversion.reference_min_flip")
 
 
 class InvertedTrigger(Attack):

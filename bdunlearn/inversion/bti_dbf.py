@@ -21,7 +21,15 @@ The target estimate is the majority class of theta_b on G(x) over the pool (as f
 detection statistic is G's flip rate, the share of pool images whose label is not that class that theta_b
 sends to it through G (``score >= detection_threshold`` → backdoored). BTI-DBF itself has no detection
 statistic; this one is the project's, and its threshold is chosen on clean calibration models (README,
-"Unknown attacks").
+"Unknown attacks"). The default verdict (``detection: both``) also asks the reference check of ``reference.py``:
+G is sample-specific, so on a clean model it either finds a natural edit that theta_pre follows too (flip rate near
+1, transfer near 1) or per-image perturbations that flip a third of the pool on theta_b alone; only a universal
+effect specific to theta_b counts.
+
+Two limits of the defaults on the default attacks, measured: ``norm_bound`` 0.04 lies below the pixel MSE of the
+default WaNet trigger (0.056 at 16 px), and ``pool_colours`` removes most of the default blended trigger (its noise
+pattern is coloured: projected onto the gray axis it flips 15-22% of the pool instead of 100%). The development
+sweep runs ``pool_colours=false norm_bound=0.07``, which admits both (README).
 
 Deviations from the official code, to fit a 16 px tiny CLIP on two CPU cores: G's last layer starts at zero,
 so G starts as the identity and needs no pre-training round (the original pre-trains G to reconstruct its

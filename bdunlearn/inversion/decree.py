@@ -11,7 +11,10 @@ A backdoored encoder maps every image carrying its trigger to nearly the same em
 suffices; a clean encoder needs most of the image replaced. The detection statistic is DECREE's PL1-norm, the
 L1 norm of the smallest mask that reached the similarity threshold, as a fraction of the image:
 small → backdoored (``score < detection_threshold``). If no mask ever reaches the threshold within the budget
-the score is 1.0 (the largest possible: "no trigger found").
+the score is 1.0 (the largest possible: "no trigger found"). By default (``detection: reference``) the verdict is
+not this statistic but the reference check of ``reference.py``: at this scale a clean tiny model has a natural
+universal patch (towards class 7) as small as a planted WaNet trigger's inversion, so the PL1-norm alone cannot
+separate them (README, "Unknown attacks"); ``detection=statistic`` gives DECREE's own verdict.
 
 λ follows DECREE's schedule: after more than ``patience`` consecutive steps above the similarity threshold
 λ is multiplied by ``lambda_factor`` (make the mask smaller), after more than ``patience`` consecutive steps

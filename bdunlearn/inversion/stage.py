@@ -1,7 +1,8 @@
-"""The inversion stage of an ``attack_knowledge=unknown`` run: invert (cached), estimate the target, save.
+"""The inversion stage of an ``attack_knowledge=unknown`` run: invert (cached), estimate the target, judge, save.
 
-The defender sees theta_b and its clean pool only. What comes out replaces the real trigger and target in
-TBAR's inputs; the attack's real trigger is still used to *evaluate* the defended model on test.
+The defender sees theta_b, its clean pool and the public pretrained model theta_pre that theta_b was fine-tuned from
+(the reference check, ``reference.py``). What comes out replaces the real trigger and target in TBAR's inputs; the
+attack's real trigger is still used to *evaluate* the defended model on test.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import torch
 from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
 from bdunlearn.data.images import ImageSet
-from bdunlearn.inversion import REGISTRY
-from bdunlearn.inversion.base import InversionContext, InvertedTrigger, estimate_target, flip_rate, pool_subset
+from bdunlearn.inversion import REGISTRY, reference
+from bdunlearn.inversion.base import InversionContext, InvertedTrigger, estimate_target, pool_subset
 from bdunlearn.models.checkpoint import save_state_dict
 from bdunlearn.runtime import Precision
 from bdunlearn.task_vectors import StateDict
@@ -24,8 +25,8 @@ from bdunlearn.tracking import Tracker
 
 log = logging.getLogger(__name__)
 PREVIEW_IMAGES = 8
-# Settings that only turn the statistic into a verdict: not part of what the cached trigger depends on.
-VERDICT_KEYS = ("detection_threshold",)
+# Settings that only turn the statistics into a verdict: not part of what the cached trigger depends on.
+VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
 
 
 @dataclass
@@ -37,13 +38,13 @@ class Found:
 
 
 def trigger_settings(inversion_cfg) -> dict:
-    """The method's settings that determine the inverted trigger (all but the detection threshold)."""
+    """The method's settings that determine the inverted trigger (all but those of the verdict)."""
     return {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
 
 
 def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
     """What determines the inverted trigger: the suspicious model and pool (``suspect_spec``) and the method's
-    settings, minus the detection threshold."""
+    settings, minus those of the verdict."""
     return {"suspect": suspect_spec, "inversion": trigger_settings(inversion_cfg), "precision": precision.name}
 
 
@@ -51,6 +52,7 @@ def run(
     inversion_cfg,
     classifier,
     backdoored: StateDict,
+    pretrained: StateDict,
     pool: ImageSet,
     num_classes: int,
     image_size: int,
@@ -74,21 +76,25 @@ def run(
     tensors, meta, from_cache = cache.get_or_build("inversion", spec, build)
     trigger = module.rebuild({k: v.to(subset.images.device) for k, v in tensors.items()}, inversion_cfg)
     score = float(meta["score"])
-    detected = bool(module.is_detected(score, inversion_cfg))
+    statistic_detected = bool(module.is_detected(score, inversion_cfg))
 
     classifier.clip.load_state_dict(backdoored)
     target, share, _ = estimate_target(context, trigger, num_classes)
     trigger.target_class = target
-    flips = flip_rate(context, trigger, target)
+    specificity = reference.measure(context, trigger, target, backdoored, pretrained, inversion_cfg.reference_min_flip)
+    detected = reference.verdict(inversion_cfg.detection, statistic_detected, specificity, inversion_cfg.reference_threshold)
+    detection_score = score if inversion_cfg.detection == "statistic" else specificity.transfer
     log.info(
-        "inversion %s: score %.4f → %s; estimated target %d (%.0f%% of the pool's votes, flip rate %.3f)%s",
-        inversion_cfg.name, score, "backdoored" if detected else "not backdoored", target, 100 * share, flips,
-        " (cached)" if from_cache else "",
+        "inversion %s: statistic %.4f (%s by its threshold); estimated target %d (%.0f%% of the pool's votes), flip rate "
+        "%.3f on theta_b, %.3f on theta_pre (transfer %.3f) → %s (detection=%s)%s",
+        inversion_cfg.name, score, "backdoored" if statistic_detected else "not backdoored", target, 100 * share,
+        specificity.suspect_flip_rate, specificity.reference_flip_rate, specificity.transfer,
+        "backdoored" if detected else "not backdoored", inversion_cfg.detection, " (cached)" if from_cache else "",
     )  # fmt: skip
 
     save_state_dict(
         run_dir / "inverted_trigger.safetensors", trigger.tensors(),
-        metadata={"inversion": vars(inversion_cfg), "score": score, "detected": detected, "target_class": target},
+        metadata={"inversion": vars(inversion_cfg), "score": score, "transfer": specificity.transfer, "detected": detected, "target_class": target},
     )  # fmt: skip
     victims = torch.nonzero(subset.labels != target).flatten()[:PREVIEW_IMAGES]
     preview = save_png(trigger_grid(trigger, subset.images[victims], image_size), run_dir / "inverted_trigger.png")
@@ -96,10 +102,15 @@ def run(
     record = {
         "inversion": inversion_cfg.name,
         "detected": detected,
-        "detection_score": score,
+        "detection": inversion_cfg.detection,
+        "detection_score": detection_score,  # the statistic the verdict rests on (the transfer unless detection=statistic)
         "target_class_estimated": target,
+        "inversion_statistic": score,  # the method's own (DECREE: PL1-norm; BTI-DBF: flip rate)
+        "inversion_statistic_detected": statistic_detected,
         "inversion_target_share": share,
-        "inversion_flip_rate": flips,
+        "inversion_flip_rate": specificity.suspect_flip_rate,
+        "inversion_reference_flip_rate": specificity.reference_flip_rate,
+        "inversion_transfer": specificity.transfer,
         "inversion_samples": len(subset),
         "inversion_seconds": meta.get("seconds"),
         "inversion_from_cache": from_cache,
