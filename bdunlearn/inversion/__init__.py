@@ -7,7 +7,7 @@ exposing
 - ``rebuild(tensors, cfg) -> InvertedTrigger``: the trigger again from its saved tensors (cache, run dir),
 - ``is_detected(score, cfg) -> bool``: the verdict from the statistic (the threshold's direction differs).
 
-``stage.run`` is what the pipeline calls: cached inversion, target estimate, files in the run dir.
+``stage.run`` is what the pipeline calls: cached inversion, target estimate, verdict (``reference.py``), files in the run dir.
 """
 
 from bdunlearn.inversion import bti_dbf, decree
