@@ -34,6 +34,7 @@ from machine import describe as hardware  # noqa: E402
 
 from bdunlearn.atomic import write_bytes_atomic, write_text_atomic  # noqa: E402
 from bdunlearn.config import CONFIG_DIR  # noqa: E402
+from bdunlearn.inversion.stage import VERDICT_KEYS  # noqa: E402
 
 NAMES = {"decree": "DECREE", "bti_dbf": "BTI-DBF"}
 REMOVED = 0.1  # a defended ASR below this counts as "backdoor removed" (as in results/attacks.md)
@@ -45,9 +46,6 @@ def defaults(inversion: str) -> dict:
 
 def default_threshold(inversion: str) -> float:
     return float(defaults(inversion)["detection_threshold"])
-
-
-VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
 
 
 def method(record: dict, run_dir: Path) -> str:
@@ -66,7 +64,9 @@ def method(record: dict, run_dir: Path) -> str:
     ]
     if changed:
         label += f" ({', '.join(changed)})"
-    verdict_changed = [f"{k}={used[k]}" for k in VERDICT_KEYS[1:] if k in used and used[k] != reference.get(k)]
+    verdict_changed = [
+        f"{k}={used[k]}" for k in VERDICT_KEYS if k != "detection_threshold" and k in used and used[k] != reference.get(k)
+    ]
     if used["detection_threshold"] != float(reference["detection_threshold"]):
         verdict_changed.insert(0, f"threshold {used['detection_threshold']:g}")
     if verdict_changed:
