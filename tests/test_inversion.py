@@ -171,16 +171,84 @@ def test_reference_check_tells_a_planted_trigger_from_a_feature_the_pretrained_m
     assert shared.suspect_flip_rate == 1.0 and shared.reference_flip_rate == 1.0 and shared.transfer == 1.0
 
 
+class _Candidates:
+    """A fake inversion method: a natural feature (target 4, shared with the reference), the planted corner (target
+    3), then the planted corner again; statistic = the candidate's index."""
+
+    Config = decree.DecreeConfig
+
+    @staticmethod
+    def invert(context, cfg):
+        from bdunlearn.inversion.base import InversionResult
+
+        spot, corner = torch.zeros(1, 8, 8), torch.zeros(1, 8, 8)
+        spot[:, 0, 1] = corner[:, -1, -1] = 1
+        masks = [spot, corner, corner]
+        return [InversionResult(MaskPatternTrigger(m, torch.ones(3, 8, 8)), float(i), False, {"step": i}) for i, m in enumerate(masks)]
+
+    rebuild = staticmethod(decree.rebuild)
+
+    @staticmethod
+    def is_detected(score, cfg):
+        return score >= cfg.detection_threshold
+
+
+@pytest.mark.parametrize("detection,threshold,kept,detected", [("reference", 0.5, 1, True), ("both", 2.0, 2, True), ("both", 5.0, 2, False)])
+def test_the_stage_keeps_the_first_candidate_judged_backdoored_else_the_last(monkeypatch, tmp_path, detection, threshold, kept, detected):
+    from types import SimpleNamespace
+
+    from bdunlearn.cache import ArtifactCache
+    from bdunlearn.inversion import stage
+    from bdunlearn.runtime import Precision
+    from bdunlearn.tracking import Tracker
+
+    monkeypatch.setitem(REGISTRY, "candidates", _Candidates)
+    cfg = decree.DecreeConfig(name="candidates", detection=detection, detection_threshold=threshold)
+    classifier = _Planted()
+    suspect = {"planted": torch.ones(()), "natural": torch.ones(())}
+    pretrained = {"planted": torch.zeros(()), "natural": torch.ones(())}
+    tracker = Tracker(SimpleNamespace(mode="disabled"), tmp_path, config={})
+    found = stage.run(
+        cfg, classifier, suspect, pretrained, _pool(), 5, 8, 7, Precision(), ArtifactCache(tmp_path / "cache", enabled=False),
+        {"suspect": "fake"}, tmp_path, tracker,
+    )  # fmt: skip
+    record = found.record
+    assert record["inversion_candidate"] == kept and found.detected is detected and record["detected"] is detected
+    assert [c["target_class"] for c in record["inversion_candidates"]] == [4, 3, 3] and found.target_class == 3
+    assert [c["transfer"] for c in record["inversion_candidates"]] == [1.0, 0.0, 0.0]
+    assert record["inversion_statistic"] == float(kept) and record["inversion_details"] == {"score": float(kept), "step": kept}
+    assert (tmp_path / "inverted_trigger.safetensors").is_file() and (tmp_path / "inverted_trigger.png").is_file()
+
+
 @pytest.mark.parametrize("size,levels", [(16, 2), (28, 3)])  # 28 px: odd sizes on the way down (7 → 3)
-def test_generator_starts_as_the_identity_and_round_trips(size, levels):
-    model = bti_dbf.Generator(width=4, levels=levels)
+def test_generator_starts_near_the_identity_and_round_trips(size, levels):
     pixels = torch.rand(2, 3, size, size)
-    assert torch.allclose(model(pixels), pixels)
-    torch.nn.init.normal_(model.out.weight)  # a trained generator: not the identity any more
+    assert torch.equal(bti_dbf.Generator(width=4, levels=levels)(pixels), pixels)  # init_scale 0: exactly the identity
+    torch.manual_seed(0)
+    model = bti_dbf.Generator(width=4, levels=levels, init_scale=1e-3)
+    change = (model(pixels) - pixels).abs().max()
+    assert 0 < change < 0.05  # near the identity, not on it
+    torch.nn.init.normal_(model.out.weight)  # a trained generator: far from the identity
     trigger = bti_dbf.GeneratorTrigger(model)
     assert not torch.allclose(trigger.apply(pixels), pixels)
     rebuilt = bti_dbf.rebuild(trigger.tensors(), bti_dbf.BtiDbfConfig(name="bti_dbf", width=4, levels=levels))
     assert torch.equal(rebuilt.apply(pixels), trigger.apply(pixels))
+
+
+def test_a_generator_at_the_identity_sits_on_a_saddle_and_init_scale_moves_it_off(tiny_classifier):
+    """At exactly the identity every feature MSE and its gradient are zero, so the first step of the generator was
+    left to rounding noise (kernels that differ between the clean and the generated pass); near it, the gradient
+    is the objective's own."""
+    pixels = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    features = bti_dbf.TokenFeatures(tiny_classifier, block=-1)
+    clean = features.of(pixels).detach()
+    norms = {}
+    for scale in (0.0, 1e-3):
+        torch.manual_seed(0)
+        model = bti_dbf.Generator(width=4, init_scale=scale)
+        torch.nn.functional.mse_loss(features.of(model(pixels)), clean).neg().backward()
+        norms[scale] = float(sum(p.grad.norm() ** 2 for p in model.parameters() if p.grad is not None))
+    assert norms[0.0] == 0.0 and norms[1e-3] > 0.0
 
 
 def _context(images: torch.Tensor) -> InversionContext:
@@ -254,7 +322,7 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
     with torch.no_grad():
         assert mean_pairwise_cosine(context.features(context.pixels(torch.arange(32)))) < 0.5
     cfg = decree.DecreeConfig(name="decree", steps=300, batch_size=16, lr=0.1, similarity_threshold=0.9)
-    result = decree.invert(context, cfg)
+    (result,) = decree.invert(context, cfg)  # DECREE returns one candidate
     assert result.meta["found"] and result.score < 0.05 and result.detected
     mask = result.trigger.mask[0]
     assert int(mask.argmax()) == mask.numel() - 1  # the shortcut pixel carries the largest mask value
@@ -267,7 +335,10 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
         (["inversion=decree"], "is used only with attack_knowledge=unknown"),
         (["attack_knowledge=maybe"], "attack_knowledge='maybe'"),
         (["attack_knowledge=unknown", "inversion=decree", "inversion.steps=0"], "inversion.steps"),
-        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bound=0"], "inversion.norm_bound"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bounds=[0.02,0.01]"], "smallest first"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bounds=[]"], "inversion.norm_bounds"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.norm_bounds=0.04"], "inversion.norm_bounds"),
+        (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.init_scale=0"], "inversion.init_scale"),
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.benign_bound=0"], "inversion.benign_bound"),
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.levels=0"], "inversion.levels"),
         (["attack_knowledge=unknown", "inversion=bti_dbf", "inversion.feature_block=3"], "has 3 residual blocks"),
@@ -295,7 +366,7 @@ def test_the_defense_cache_key_ignores_the_verdicts_settings_but_not_the_inversi
     assert defense_spec(validate(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
     verdict = ["inversion.detection=reference", "inversion.reference_threshold=0.9", "inversion.reference_min_flip=0"]
     assert defense_spec(validate(compose(*unknown, *verdict))) == default
-    assert defense_spec(validate(compose(*unknown, "inversion.norm_bound=0.02"))) != default  # another trigger
+    assert defense_spec(validate(compose(*unknown, "inversion.norm_bounds=[0.02]"))) != default  # another trigger
     assert defense_spec(validate(compose("attack_knowledge=unknown", "inversion=decree"))) != default
 
 
@@ -344,11 +415,13 @@ def test_unknown_attack_run_writes_the_inversion_record(run_cli):
 
 
 def test_bti_dbf_run_writes_the_inversion_record_and_its_generator(run_cli):
-    budget = ["inversion=bti_dbf", "inversion.mask_steps=5", "inversion.generator_steps=5", "inversion.width=4"]
+    budget = ["inversion=bti_dbf", "inversion.mask_steps=5", "inversion.generator_steps=5", "inversion.width=4", "inversion.norm_bounds=[0.01,0.04]"]
     done, run_dir = run_cli(*[o for o in UNKNOWN if not o.startswith("inversion")], *budget)
     record = _check_unknown_record(done, run_dir)
     assert record["inversion"] == "bti_dbf" and 0 <= record["inversion_flip_rate"] <= 1
     assert record["inversion_details"]["pool_pixel_mse"] >= 0 and "mask_benign_ce" in record["inversion_details"]
+    assert [c["norm_bound"] for c in record["inversion_candidates"]] == [0.01, 0.04]  # one candidate per pixel budget
+    assert record["inversion_details"]["norm_bound"] == record["inversion_candidates"][record["inversion_candidate"]]["norm_bound"]
     from safetensors.torch import load_file
 
     saved = load_file(run_dir / "inverted_trigger.safetensors")

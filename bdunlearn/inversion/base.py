@@ -2,7 +2,8 @@
 estimate and the result handed back to the pipeline.
 
 An inversion sees only what a defender holds under ``attack_knowledge=unknown``: the suspicious model theta_b
-(inside a :class:`ZeroShotClassifier`) and the defender's clean pool. It returns
+(inside a :class:`ZeroShotClassifier`) and the defender's clean pool. It returns one or more candidates
+(:class:`InversionResult`, in the order they are judged), each with
 
 - an :class:`InvertedTrigger`: an ``Attack`` whose ``apply`` stamps the estimated trigger on a pixel batch, so
   TBAR, the alpha scan and previews use it exactly like a real attack;

@@ -11,44 +11,52 @@ projection and the frozen zero-shot head play the original's "features to output
    m ⊙ z are the benign features; (1 − m) ⊙ z the rest, where a backdoor must live.
 2. **Inverting the trigger.** A generator G (a convolutional U-Net of ``levels`` downsamplings whose output is
    added to its input) is trained so that G(x) stays close to x in pixels and in the benign features while
-   its other features move as far as possible from those of x: while MSE(G(x), x) > ``norm_bound`` or the
+   its other features move as far as possible from those of x: while MSE(G(x), x) > the pixel budget or the
    benign-feature MSE > ``benign_bound``, minimise MSE(G(x), x) (back inside the budget, the original's rule);
    otherwise minimise − MSE((1 − m) ⊙ z', (1 − m) ⊙ z) + ``benign_weight`` · MSE(m ⊙ z', m ⊙ z). Feature MSEs
    are divided by the clean benign features' mean square, so ``benign_bound`` does not depend on the model's
    scale. The inverted trigger is x ↦ G(x).
 
+**A ladder of pixel budgets** (``norm_bounds``, smallest first; the original has one, ``norm_bound``). Step 2 runs
+once per budget, from the same initial G, and each generator is a *candidate*; the inversion stage judges them
+in that order and keeps the first whose verdict is "backdoored" (the last one when none is), so the record
+names the smallest budget at which a backdoor was found. Why: on the 16 px tiny CLIP no single budget suits
+the three default triggers (their pixel MSEs: blended 0.009, BadNets 0.031, WaNet 0.056). Under a budget far
+above a trigger's cost the generator finds textures and strokes that also fool theta_pre (so the reference check
+cannot confirm them); under one below WaNet's cost it cannot express the warp (measured on the development
+models: README, "Unknown attacks").
+
 The target estimate is the majority class of theta_b on G(x) over the pool (as for every inversion); the
 detection statistic is G's flip rate, the share of pool images whose label is not that class that theta_b
 sends to it through G (``score >= detection_threshold`` → backdoored). BTI-DBF itself has no detection
-statistic; this one is the project's, and its threshold is chosen on clean calibration models (README,
-"Unknown attacks"). The default verdict (``detection: both``) also asks the reference check of ``reference.py``:
-G is sample-specific, so on a clean model it either finds a natural edit that theta_pre follows too (flip rate near
-1, transfer near 1) or per-image perturbations that flip a third of the pool on theta_b alone; only a universal
-effect specific to theta_b counts.
+statistic; this one is the project's: a universal trigger sends (nearly) every image to the target (the default
+triggers' ASR on test is 0.94-1.00), so a generator that flips fewer than ``detection_threshold`` 0.9 of the pool
+has not found one. The default verdict (``detection: both``) also asks the reference check of ``reference.py``:
+on a clean model the generator finds natural edits (strokes that turn digits into 7s) that theta_pre follows too.
 
-Two limits of the defaults on the default attacks, measured: ``norm_bound`` 0.04 lies below the pixel MSE of the
-default WaNet trigger (0.056 at 16 px), and ``pool_colours`` removes most of the default blended trigger (its noise
-pattern is coloured: projected onto the gray axis it flips 15-22% of the pool instead of 100%). The development
-sweep runs ``pool_colours=false norm_bound=0.07``, which admits both (README).
+**G starts near, not at, the identity** (``init_scale``). The original pre-trains G to reconstruct its input; this
+module starts G as the identity plus a seeded small random change (its last layer's weights ~ N(0, init_scale²),
+biases 0). Starting *exactly* at the identity, as earlier versions did, puts G on a saddle: every feature MSE and
+its gradient are exactly zero there, so the first step was decided by rounding differences between the model's
+fused (no-grad) and unfused attention kernels, and the inverted trigger changed with the CPU, the thread count
+and the library version (measured: README).
 
-Deviations from the official code, to fit a 16 px tiny CLIP on two CPU cores: G's last layer starts at zero,
-so G starts as the identity and needs no pre-training round (the original pre-trains G to reconstruct its
-input); G is narrower (``width`` 16, the original 32) and shallower (2 levels, the original 4); budgets are
+Deviations from the official code, to fit a 16 px tiny CLIP on two CPU cores: no reconstruction pre-training of
+G (above); G is narrower (``width`` 16, the original 32) and shallower (2 levels, the original 4); budgets are
 steps (``mask_steps``, ``generator_steps``) rather than epochs; the generator kept is the last one (the budget
-is enforced on training batches, as in the original, so the whole pool's MSE can end a little above
-``norm_bound``; the record's ``inversion_details.pool_pixel_mse`` says by how much). One
-addition (``pool_colours``): G's change is projected onto the colour subspace the pool's pixels span. On colour
-data that is all of RGB and changes nothing; on grayscale data stored as RGB (digits, MNIST, Fashion-MNIST)
-it keeps G(x) gray. Without it, G wins by tinting the gray digits: colour is a feature no digit uses, so the
-decoupling puts it among the "other" features, and a tint moves them further than any trigger
-(measured on the development models, README).
+is enforced on training batches, as in the original, so the whole pool's MSE can end above the budget; the
+record's ``inversion_details.pool_pixel_mse`` says by how much); the ladder of budgets (above). One addition
+(``pool_colours``): G's change is projected onto the colour subspace the pool's pixels span. On colour data
+that is all of RGB and changes nothing; on grayscale data stored as RGB (digits, MNIST, Fashion-MNIST) it keeps
+G(x) gray. Without it, G wins by tinting the gray digits: colour is a feature no digit uses, so the decoupling
+puts it among the "other" features, and a tint moves them further than any trigger (README).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -81,11 +89,13 @@ class BtiDbfConfig(InversionConfig):
     batch_size: int = 64
     width: int = 16  # channels of the generator's first level (each level below has twice as many)
     levels: int = 2  # the generator's downsamplings (the U-Net's depth)
+    init_scale: float = 1e-3  # std of G's last-layer weights at the start (G starts near the identity, not on it)
     pool_colours: bool = True  # G's change stays in the colour subspace of the pool's pixels (gray for gray data)
-    norm_bound: float = 0.04  # largest pixel MSE between G(x) and x
+    # pixel budgets (largest MSE between G(x) and x), smallest first: one generator, one candidate trigger each
+    norm_bounds: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])
     benign_bound: float = 1.0  # largest benign-feature MSE, as a fraction of the benign features' mean square
     benign_weight: float = 0.01
-    detection_threshold: float = 0.92  # flip rate at or above this → backdoored (README: Unknown attacks)
+    detection_threshold: float = 0.9  # flip rate at or above this → backdoored (README: Unknown attacks)
 
 
 Config = BtiDbfConfig
@@ -96,7 +106,12 @@ def check(cfg: BtiDbfConfig) -> None:
     for key in ("mask_steps", "generator_steps", "batch_size", "width", "levels"):
         checks.require(getattr(cfg, key) >= 1, f"inversion.{key}={getattr(cfg, key)}: must be at least 1")
     checks.require(cfg.mask_lr > 0 and cfg.generator_lr > 0, "inversion.mask_lr and inversion.generator_lr must be positive")
-    checks.require(cfg.norm_bound > 0, f"inversion.norm_bound={cfg.norm_bound}: must be positive")
+    bounds = list(cfg.norm_bounds)
+    checks.require(
+        bool(bounds) and all(b > 0 for b in bounds) and all(a < b for a, b in zip(bounds, bounds[1:])),
+        f"inversion.norm_bounds={bounds}: give one or more positive pixel budgets, smallest first (e.g. [0.01,0.02,0.04])",
+    )
+    checks.require(cfg.init_scale > 0, f"inversion.init_scale={cfg.init_scale}: must be positive (0 puts G on a saddle)")
     checks.require(cfg.benign_bound > 0, f"inversion.benign_bound={cfg.benign_bound}: must be positive")
     checks.require(cfg.benign_weight >= 0, f"inversion.benign_weight={cfg.benign_weight}: must be >= 0")
     checks.fraction(cfg.detection_threshold, "inversion.detection_threshold", allow_zero=False)
@@ -122,16 +137,16 @@ def is_detected(score: float, cfg: BtiDbfConfig) -> bool:
 
 class Generator(nn.Module):
     """x ↦ clamp(x + U(x), 0, 1) with U a convolutional U-Net of ``levels`` downsamplings whose last layer
-    starts at zero (G starts as the identity)."""
+    starts with weights ~ N(0, init_scale²) and zero biases (0: G starts exactly as the identity)."""
 
-    def __init__(self, width: int = 16, channels: int = 3, levels: int = 2):
+    def __init__(self, width: int = 16, channels: int = 3, levels: int = 2, init_scale: float = 0.0):
         super().__init__()
         widths = [width * 2**level for level in range(levels + 1)]
         self.down = nn.ModuleList([_double_conv(channels, widths[0])])
         self.down.extend(nn.Sequential(nn.AvgPool2d(2), _double_conv(widths[i], widths[i + 1])) for i in range(levels))
         self.up = nn.ModuleList(_double_conv(widths[i] + widths[i + 1], widths[i]) for i in reversed(range(levels)))
         self.out = nn.Conv2d(widths[0], channels, 1)
-        nn.init.zeros_(self.out.weight)
+        nn.init.normal_(self.out.weight, std=init_scale)
         nn.init.zeros_(self.out.bias)
         # the change G makes is projected onto this colour subspace (identity: any colour; see colour_projection)
         self.register_buffer("colours", torch.eye(channels))
@@ -253,12 +268,15 @@ def decouple(context: InversionContext, cfg: BtiDbfConfig, features: TokenFeatur
     return mask, {"benign_ce": benign_loss, "other_ce": other_loss, "mask_mean": float(mask.mean())}
 
 
-def train_generator(context: InversionContext, cfg: BtiDbfConfig, features: TokenFeatures, mask: torch.Tensor) -> tuple[Generator, dict]:
-    """Step 2: G(x) close to x in pixels and in the benign features, far from x in the other features."""
+def train_generator(
+    context: InversionContext, cfg: BtiDbfConfig, features: TokenFeatures, mask: torch.Tensor, norm_bound: float
+) -> tuple[Generator, dict]:
+    """Step 2: G(x) close to x in pixels (MSE <= ``norm_bound``) and in the benign features, far from x in the
+    other features. Every budget starts from the same G (the seed's)."""
     device = context.pool.images.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = Generator(cfg.width, levels=cfg.levels).to(device)
+        model = Generator(cfg.width, levels=cfg.levels, init_scale=cfg.init_scale).to(device)
     if cfg.pool_colours:
         model.colours.copy_(colour_projection(context))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.generator_lr)
@@ -267,7 +285,7 @@ def train_generator(context: InversionContext, cfg: BtiDbfConfig, features: Toke
         benign_scale = float((mask * features.of(context.pixels(schedule(0))).float()).pow(2).mean())
     model.train()
     last = {}
-    for step in tqdm(range(cfg.generator_steps), desc="bti_dbf: generator", leave=False, disable=None):
+    for step in tqdm(range(cfg.generator_steps), desc=f"bti_dbf: generator (budget {norm_bound:g})", leave=False, disable=None):
         clean = context.pixels(schedule(step))
         poisoned = model(clean)
         with context.precision.autocast():
@@ -278,7 +296,7 @@ def train_generator(context: InversionContext, cfg: BtiDbfConfig, features: Toke
         benign = F.mse_loss(mask * poisoned_z, mask * clean_z) / benign_scale
         other = F.mse_loss((1 - mask) * poisoned_z, (1 - mask) * clean_z) / benign_scale
         pixel_mse, benign_mse = pixel.item(), benign.item()
-        if pixel_mse > cfg.norm_bound or benign_mse > cfg.benign_bound:
+        if pixel_mse > norm_bound or benign_mse > cfg.benign_bound:
             loss = pixel  # back inside the budget first (the original's rule)
         else:
             loss = -other + cfg.benign_weight * benign
@@ -299,28 +317,35 @@ def pool_pixel_mse(context: InversionContext, trigger: GeneratorTrigger) -> floa
     return total / max(1, count)
 
 
-def invert(context: InversionContext, cfg: BtiDbfConfig) -> InversionResult:
+def invert(context: InversionContext, cfg: BtiDbfConfig) -> list[InversionResult]:
+    """One candidate trigger per pixel budget, smallest budget first (the decoupling mask is shared)."""
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(cfg.seed)
     features = TokenFeatures(context.classifier, cfg.feature_block)
+    num_classes = context.classifier.head.shape[0]
     with frozen(context.classifier.clip):
         mask, mask_meta = decouple(context, cfg, features, generator)
-        model, generator_meta = train_generator(context, cfg, features, mask)
-    trigger = GeneratorTrigger(model)
-    num_classes = context.classifier.head.shape[0]
-    target, share, _ = estimate_target(context, trigger, num_classes)
-    score = flip_rate(context, trigger, target)
-    meta = {
-        **{f"mask_{k}" if not k.startswith("mask") else k: v for k, v in mask_meta.items()},
-        **generator_meta,
-        "pool_pixel_mse": pool_pixel_mse(context, trigger),
-        "flip_rate": score,
-        "target_share": share,
-        "seconds": time.perf_counter() - started,
-    }
-    log.info(
-        "bti_dbf: flip rate %.3f towards class %d, pixel MSE %.4f, benign-mask mean %.2f, %.1fs",
-        score, target, meta["pool_pixel_mse"], mask_meta["mask_mean"], meta["seconds"],
-    )  # fmt: skip
-    trigger.target_class = target
-    return InversionResult(trigger=trigger, score=score, detected=is_detected(score, cfg), meta=meta)
+    mask_meta = {f"mask_{k}" if not k.startswith("mask") else k: v for k, v in mask_meta.items()}
+    candidates = []
+    for norm_bound in cfg.norm_bounds:
+        with frozen(context.classifier.clip):
+            model, generator_meta = train_generator(context, cfg, features, mask, norm_bound)
+        trigger = GeneratorTrigger(model)
+        target, share, _ = estimate_target(context, trigger, num_classes)
+        trigger.target_class = target
+        score = flip_rate(context, trigger, target)
+        meta = {
+            "norm_bound": norm_bound,
+            **mask_meta,
+            **generator_meta,
+            "pool_pixel_mse": pool_pixel_mse(context, trigger),
+            "flip_rate": score,
+            "target_share": share,
+            "seconds": time.perf_counter() - started,  # since the inversion started (the mask included)
+        }
+        log.info(
+            "bti_dbf: budget %g: flip rate %.3f towards class %d, pixel MSE %.4f, benign-mask mean %.2f, %.1fs",
+            norm_bound, score, target, meta["pool_pixel_mse"], mask_meta["mask_mean"], meta["seconds"],
+        )  # fmt: skip
+        candidates.append(InversionResult(trigger=trigger, score=score, detected=is_detected(score, cfg), meta=meta))
+    return candidates

@@ -141,7 +141,7 @@ def pool_similarity(context: InversionContext, trigger: MaskPatternTrigger) -> f
     return float(mean_pairwise_cosine(torch.cat(features)))
 
 
-def invert(context: InversionContext, cfg: DecreeConfig) -> InversionResult:
+def invert(context: InversionContext, cfg: DecreeConfig) -> list[InversionResult]:
     started = time.perf_counter()
     device = context.pool.images.device
     size = context.image_size
@@ -192,7 +192,7 @@ def invert(context: InversionContext, cfg: DecreeConfig) -> InversionResult:
         "decree: PL1-norm %.4f (%s), similarity on the pool %.4f, %.1fs",
         score, "trigger found" if found else "no mask reached the similarity threshold", meta["pool_similarity"], meta["seconds"],
     )  # fmt: skip
-    return InversionResult(trigger=trigger, score=score, detected=is_detected(score, cfg), meta=meta)
+    return [InversionResult(trigger=trigger, score=score, detected=is_detected(score, cfg), meta=meta)]
 
 
 def rebuild(tensors: dict[str, torch.Tensor], cfg: DecreeConfig) -> MaskPatternTrigger:

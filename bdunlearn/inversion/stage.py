@@ -1,4 +1,5 @@
-"""The inversion stage of an ``attack_knowledge=unknown`` run: invert (cached), estimate the target, judge, save.
+"""The inversion stage of an ``attack_knowledge=unknown`` run: invert (cached), estimate the target and judge each
+candidate trigger, keep the first judged backdoored (else the last), save.
 
 The defender sees theta_b, its clean pool and the public pretrained model theta_pre that theta_b was fine-tuned from
 (the reference check, ``reference.py``). What comes out replaces the real trigger and target in TBAR's inputs; the
@@ -48,6 +49,43 @@ def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
     return {"suspect": suspect_spec, "inversion": trigger_settings(inversion_cfg), "precision": precision.name}
 
 
+@dataclass
+class Judged:
+    """One candidate trigger with its target estimate and verdict."""
+
+    trigger: InvertedTrigger
+    meta: dict  # the method's numbers for this candidate ("score": its statistic)
+    target: int
+    share: float
+    statistic_detected: bool
+    specificity: reference.Specificity
+    detected: bool
+
+    def summary(self) -> dict:
+        """The candidate's line in the record's ``inversion_candidates``."""
+        budget = {"norm_bound": self.meta["norm_bound"]} if "norm_bound" in self.meta else {}
+        return {
+            **budget,
+            "target_class": self.target,
+            "statistic": float(self.meta["score"]),
+            "flip_rate": self.specificity.suspect_flip_rate,
+            "reference_flip_rate": self.specificity.reference_flip_rate,
+            "transfer": self.specificity.transfer,
+            "detected": self.detected,
+        }
+
+
+def judge(module, inversion_cfg, context: InversionContext, trigger, meta: dict, num_classes: int, backdoored, pretrained) -> Judged:
+    """Target estimate on theta_b, the method's own verdict and the reference check of one candidate."""
+    context.classifier.clip.load_state_dict(backdoored)
+    target, share, _ = estimate_target(context, trigger, num_classes)
+    trigger.target_class = target
+    statistic_detected = bool(module.is_detected(float(meta["score"]), inversion_cfg))
+    specificity = reference.measure(context, trigger, target, backdoored, pretrained, inversion_cfg.reference_min_flip)
+    detected = reference.verdict(inversion_cfg.detection, statistic_detected, specificity, inversion_cfg.reference_threshold)
+    return Judged(trigger, meta, target, share, statistic_detected, specificity, detected)
+
+
 def run(
     inversion_cfg,
     classifier,
@@ -69,28 +107,36 @@ def run(
 
     def build():
         classifier.clip.load_state_dict(backdoored)
-        result = module.invert(context, inversion_cfg)
-        return result.trigger.tensors(), {"score": result.score, **result.meta}
+        results = module.invert(context, inversion_cfg)
+        tensors = {f"{i}.{k}": v for i, result in enumerate(results) for k, v in result.trigger.tensors().items()}
+        return tensors, {"candidates": [{"score": result.score, **result.meta} for result in results]}
 
     spec = cache_spec(inversion_cfg, suspect_spec, precision)
     tensors, meta, from_cache = cache.get_or_build("inversion", spec, build)
-    trigger = module.rebuild({k: v.to(subset.images.device) for k, v in tensors.items()}, inversion_cfg)
-    score = float(meta["score"])
-    statistic_detected = bool(module.is_detected(score, inversion_cfg))
-
-    classifier.clip.load_state_dict(backdoored)
-    target, share, _ = estimate_target(context, trigger, num_classes)
-    trigger.target_class = target
-    specificity = reference.measure(context, trigger, target, backdoored, pretrained, inversion_cfg.reference_min_flip)
-    detected = reference.verdict(inversion_cfg.detection, statistic_detected, specificity, inversion_cfg.reference_threshold)
+    judged = []
+    for i, candidate_meta in enumerate(meta["candidates"]):
+        prefix = f"{i}."
+        own = {k.removeprefix(prefix): v.to(subset.images.device) for k, v in tensors.items() if k.startswith(prefix)}
+        candidate = judge(
+            module, inversion_cfg, context, module.rebuild(own, inversion_cfg), candidate_meta, num_classes, backdoored, pretrained
+        )
+        judged.append(candidate)
+        specificity = candidate.specificity
+        log.info(
+            "inversion %s, candidate %d/%d%s: statistic %.4f (%s by its threshold); estimated target %d (%.0f%% of the pool's "
+            "votes), flip rate %.3f on theta_b, %.3f on theta_pre (transfer %.3f) → %s (detection=%s)%s",
+            inversion_cfg.name, i + 1, len(meta["candidates"]),
+            f" (pixel budget {candidate_meta['norm_bound']:g})" if "norm_bound" in candidate_meta else "",
+            float(candidate_meta["score"]), "backdoored" if candidate.statistic_detected else "not backdoored", candidate.target,
+            100 * candidate.share, specificity.suspect_flip_rate, specificity.reference_flip_rate, specificity.transfer,
+            "backdoored" if candidate.detected else "not backdoored", inversion_cfg.detection, " (cached)" if from_cache else "",
+        )  # fmt: skip
+    # the first candidate judged backdoored (BTI-DBF: the smallest pixel budget that finds one), else the last
+    chosen_index = next((i for i, candidate in enumerate(judged) if candidate.detected), len(judged) - 1)
+    chosen = judged[chosen_index]
+    trigger, target, detected, specificity = chosen.trigger, chosen.target, chosen.detected, chosen.specificity
+    score = float(chosen.meta["score"])
     detection_score = score if inversion_cfg.detection == "statistic" else specificity.transfer
-    log.info(
-        "inversion %s: statistic %.4f (%s by its threshold); estimated target %d (%.0f%% of the pool's votes), flip rate "
-        "%.3f on theta_b, %.3f on theta_pre (transfer %.3f) → %s (detection=%s)%s",
-        inversion_cfg.name, score, "backdoored" if statistic_detected else "not backdoored", target, 100 * share,
-        specificity.suspect_flip_rate, specificity.reference_flip_rate, specificity.transfer,
-        "backdoored" if detected else "not backdoored", inversion_cfg.detection, " (cached)" if from_cache else "",
-    )  # fmt: skip
 
     save_state_dict(
         run_dir / "inverted_trigger.safetensors", trigger.tensors(),
@@ -106,16 +152,18 @@ def run(
         "detection_score": detection_score,  # the statistic the verdict rests on (the transfer unless detection=statistic)
         "target_class_estimated": target,
         "inversion_statistic": score,  # the method's own (DECREE: PL1-norm; BTI-DBF: flip rate)
-        "inversion_statistic_detected": statistic_detected,
-        "inversion_target_share": share,
+        "inversion_statistic_detected": chosen.statistic_detected,
+        "inversion_target_share": chosen.share,
         "inversion_flip_rate": specificity.suspect_flip_rate,
         "inversion_reference_flip_rate": specificity.reference_flip_rate,
         "inversion_transfer": specificity.transfer,
+        "inversion_candidate": chosen_index,  # which of inversion_candidates the run kept
+        "inversion_candidates": [candidate.summary() for candidate in judged],
         "inversion_samples": len(subset),
-        "inversion_seconds": meta.get("seconds"),
+        "inversion_seconds": judged[-1].meta.get("seconds"),  # the whole inversion (every candidate)
         "inversion_from_cache": from_cache,
-        # the method's own numbers (DECREE: pool similarity, lambda; BTI-DBF: pixel and feature MSEs, mask CEs)
-        "inversion_details": {k: v for k, v in meta.items() if isinstance(v, (bool, int, float, str))},
+        # the method's own numbers (DECREE: pool similarity, lambda; BTI-DBF: budget, pixel and feature MSEs, mask CEs)
+        "inversion_details": {k: v for k, v in chosen.meta.items() if isinstance(v, (bool, int, float, str))},
     }
     tracker.log({f"inversion/{k}": v for k, v in record.items() if isinstance(v, (int, float, bool))})
     return Found(trigger=trigger, target_class=target, detected=detected, record=record)
