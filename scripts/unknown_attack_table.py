@@ -11,7 +11,9 @@
 
 Every number comes from a ``result.json``; the commands are read back from each sweep's ``multirun.yaml``.
 Runs on ``attack=none`` are the clean-model detection rows; ``--calibration`` sweeps (models the detection
-thresholds or an inversion's settings were chosen on, never the reported seeds) get their own table. An
+thresholds or an inversion's settings were chosen on, never the reported seeds) get their own table, and
+``--replication`` sweeps (models nothing was chosen on, e.g. built on a GPU by scripts/device_unknown_attack.sh)
+a summary of their own. An
 inversion run's label names the settings that differ from its config's defaults.
 """
 
@@ -100,6 +102,12 @@ def scores3(values: list) -> str:
     return ", ".join(f"{v:.3f}" if v is not None else "–" for v in values)
 
 
+def budgets(records: list[dict]) -> str:
+    """The pixel budget of the candidate each run kept (BTI-DBF's ladder; "–" for single-candidate methods)."""
+    kept = [(r.get("inversion_details") or {}).get("norm_bound") for r in records]
+    return "–" if all(b is None for b in kept) else ", ".join("–" if b is None else f"{b:g}" for b in kept)
+
+
 def targets(records: list[dict]) -> str:
     estimated = [r.get("target_class_estimated") for r in records]
     if all(t is None for t in estimated):
@@ -115,7 +123,52 @@ def verdict(records: list[dict]) -> str:
     return f"{text}" + (f"; TBAR skipped in {skipped}/{len(records)}" if skipped else "")
 
 
-def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[str] = (), previews: Path | None = None) -> None:
+def grouped(sweeps: list[Path]) -> dict[tuple, list]:
+    """The ok records of ``sweeps`` by (attack, inversion label)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for sweep in sweeps:
+        for record, _, run_dir in load_runs(sweep):
+            if record.get("status") == "ok":
+                groups[(record["attack"], method(record, run_dir))].append(record)
+    return groups
+
+
+def summary_table(groups: dict[tuple, list]) -> list[str]:
+    """Per (attack, inversion): how many models each verdict flags, how many of those with the right target."""
+    lines = [
+        "| attack | inversion | seeds | flagged by the own statistic | flagged (default verdict) | right target (of those flagged) | transfer (min–max) | pixel budget kept (of those flagged) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (attack, label), records in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        records = sorted(records, key=lambda r: r["seed"])
+        flagged = [r for r in records if r["detected"]]
+        right = "–" if attack == "none" else f"{sum(r['target_class_estimated'] == r['target_class'] for r in flagged)}/{len(flagged)}"
+        values = [r["inversion_transfer"] for r in records if r.get("inversion_transfer") is not None]
+        spread = f"{min(values):.3f}–{max(values):.3f}" if values else "–"
+        kept = [(r.get("inversion_details") or {}).get("norm_bound") for r in flagged]
+        tally = ", ".join(f"{b:g}: {kept.count(b)}" for b in sorted({b for b in kept if b is not None})) or "–"
+        lines.append(
+            f"| `{attack}` | {label} | {seed_list(records)} | {own_flags(records)} | {fraction([r['detected'] for r in records])} | "
+            f"{right} | {spread} | {tally} |"
+        )
+    return lines
+
+
+def seed_list(records: list[dict]) -> str:
+    """Seeds in order, three or more consecutive ones as a range (10-24)."""
+    runs: list[list[int]] = []
+    for seed in sorted(r["seed"] for r in records):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ",".join(f"{run[0]}-{run[-1]}" if len(run) >= 3 else ",".join(map(str, run)) for run in runs)
+
+
+def write(
+    sweeps: list[Path], calibration: list[Path], out: Path, notes: list[str] = (), previews: Path | None = None,
+    replication: list[Path] = (), replication_notes: list[str] = (),
+) -> None:
     runs = [(r, d) for sweep in sweeps for r, _, d in load_runs(sweep)]
     ok = [(r, d) for r, d in runs if r.get("status") == "ok"]
     failed = [(r, d) for r, d in runs if r.get("status") != "ok"]
@@ -128,7 +181,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
             attacked[(record["attack"], method(record, run_dir))].append(record)
     order = {"known trigger": 0, "DECREE": 1, "BTI-DBF": 2}
     keys = sorted(attacked, key=lambda k: (["badnets", "blended", "wanet"].index(k[0]) if k[0] in ("badnets", "blended", "wanet") else 9, order.get(k[1], 3), k[1]))
-    everything = [d for _, d in runs] + [d for sweep in calibration for _, _, d in load_runs(sweep)]
+    everything = [d for _, d in runs] + [d for sweep in [*calibration, *replication] for _, _, d in load_runs(sweep)]
     stamp = max((d / "result.json").stat().st_mtime for d in everything) if everything else None
     lines = [
         "# Unknown attacks: TBAR with a known trigger vs an inverted one (DECREE, BTI-DBF)",
@@ -139,6 +192,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         "Commands (as Hydra recorded them in each sweep's `multirun.yaml`):",
         "",
         *[f"- `{sweep_command(s)}`" for s in [*sweeps, *calibration]],
+        *(["- replication sweeps: their own section at the end"] if replication else []),
         "",
         f"- last run finished: {dt.datetime.fromtimestamp(stamp, dt.timezone.utc):%Y-%m-%d %H:%M} UTC" if stamp else "- no runs",
         f"- hardware: {hardware()}",
@@ -157,8 +211,8 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         "",
         "## Backdoored models",
         "",
-        "| attack | TBAR's trigger | seeds | detected | transfer | own statistic (flagged by it) | estimated target | CA θ_b | ASR θ_b | CA | ASR (per seed) | RA | α | backdoor |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| attack | TBAR's trigger | seeds | detected | transfer | own statistic (flagged by it) | pixel budget kept | estimated target | CA θ_b | ASR θ_b | CA | ASR (per seed) | RA | α | backdoor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key in keys:
         records = sorted(attacked[key], key=lambda r: r["seed"])
@@ -168,6 +222,7 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
             f"{'–' if known else fraction([r['detected'] for r in records])} | "
             f"{'–' if known else transfers(records)} | "
             f"{'–' if known else own_scores(records) + ' (' + own_flags(records) + ')'} | "
+            f"{'–' if known else budgets(records)} | "
             f"{'(known: ' + str(records[0]['target_class']) + ')' if known else targets(records)} | "
             + " | ".join(mean_std([r[k] for r in records]) for k in ("clean_acc_backdoored", "asr_backdoored", "clean_acc"))
             + f" | {mean_std([r['asr'] for r in records])} ({scores3([r['asr'] for r in records])}) | "
@@ -178,54 +233,52 @@ def write(sweeps: list[Path], calibration: list[Path], out: Path, notes: list[st
         "",
         "## Clean models (`attack=none`): must not be flagged",
         "",
-        "| inversion | seeds | flagged backdoored | transfer | own statistic (flagged by it) | estimated target | CA θ (clean fine-tune) | CA after defense | TBAR skipped |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| inversion | seeds | flagged backdoored | transfer | own statistic (flagged by it) | pixel budget kept | estimated target | CA θ (clean fine-tune) | CA after defense | TBAR skipped |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, records in sorted(clean.items(), key=lambda item: order.get(item[0], 3)):
         records = sorted(records, key=lambda r: r["seed"])
         lines.append(
             f"| {name} | {','.join(str(r['seed']) for r in records)} | {fraction([r['detected'] for r in records])} | "
-            f"{transfers(records)} | {own_scores(records)} ({own_flags(records)}) | "
+            f"{transfers(records)} | {own_scores(records)} ({own_flags(records)}) | {budgets(records)} | "
             f"{', '.join(str(r['target_class_estimated']) for r in records)} | "
             f"{mean_std([r['clean_acc_backdoored'] for r in records])} | {mean_std([r['clean_acc'] for r in records])} | "
             f"{fraction([r.get('defense_skipped') for r in records])} |"
         )
     if calibration:
+        development = grouped(calibration)
         lines += [
             "",
             "## Calibration and development models (the thresholds and BTI-DBF's settings were chosen on these; "
             "not in the tables above)",
             "",
-            "| attack | inversion | seed | transfer | own statistic | flagged by it | flagged (default verdict) | estimated target | right target |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "Summary:",
+            "",
+            *summary_table(development),
+            "",
+            "Per model:",
+            "",
+            "| attack | inversion | seed | transfer | own statistic | flagged by it | flagged (default verdict) | pixel budget kept | estimated target | right target |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        development: dict[tuple, list] = defaultdict(list)
-        for sweep in calibration:
-            for record, _, run_dir in load_runs(sweep):
-                if record.get("status") == "ok":
-                    development[(record["attack"], method(record, run_dir))].append(record)
-        summary = [
-            "| attack | inversion | seeds | flagged by the own statistic | flagged (default verdict) | right target (of those flagged) | transfer (min–max) |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for (attack, label), records in sorted(development.items(), key=lambda item: (item[0][1], item[0][0])):
-            flagged = [r for r in records if r["detected"]]
-            right = "–" if attack == "none" else f"{sum(r['target_class_estimated'] == r['target_class'] for r in flagged)}/{len(flagged)}"
-            values = [r["inversion_transfer"] for r in records if r.get("inversion_transfer") is not None]
-            spread = f"{min(values):.3f}–{max(values):.3f}" if values else "–"
-            summary.append(
-                f"| `{attack}` | {label} | {','.join(str(r['seed']) for r in sorted(records, key=lambda r: r['seed']))} | "
-                f"{own_flags(records)} | {fraction([r['detected'] for r in records])} | {right} | {spread} |"
-            )
-        lines[-2:-2] = ["Summary:", "", *summary, "", "Per model:", ""]
         for (attack, label), records in sorted(development.items(), key=lambda item: (item[0][1], item[0][0])):
             for record in sorted(records, key=lambda r: r["seed"]):
                 lines.append(
                     f"| `{attack}` | {label} | {record['seed']} | {transfers([record])} | "
                     f"{own_scores([record])} | {record.get('inversion_statistic_detected', '–')} | "
-                    f"{record['detected']} | {record['target_class_estimated']} | "
+                    f"{record['detected']} | {budgets([record])} | {record['target_class_estimated']} | "
                     f"{'–' if attack == 'none' else record['target_class_estimated'] == record['target_class']} |"
                 )
+    if replication:
+        lines += [
+            "",
+            "## Replication on models no table above has seen (not used to choose anything)",
+            "",
+            *[f"- {note}" for note in replication_notes],
+            *[f"- `{sweep_command(s)}`" for s in replication],
+            "",
+            *summary_table(grouped(replication)),
+        ]
     if previews is not None:
         previews.mkdir(parents=True, exist_ok=True)
         lines += ["", "Inverted triggers, seed 0 (rows: pool images, with the inverted trigger, |difference| stretched):", ""]
@@ -252,8 +305,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/unknown_attack.md"))
     parser.add_argument("--previews", type=Path, default=None, help="copy seed 0's inverted_trigger.png here")
     parser.add_argument("--note", action="append", default=[], help="a line for the header (e.g. the commit that ran)")
+    parser.add_argument("--replication", nargs="*", type=Path, default=[], help="sweeps of models nothing was chosen on (e.g. another machine's)")
+    parser.add_argument("--replication-note", action="append", default=[], help="a line for the replication section (where and how it ran)")
     args = parser.parse_args()
-    write(args.sweeps, args.calibration, args.out, args.note, args.previews)
+    write(args.sweeps, args.calibration, args.out, args.note, args.previews, args.replication, args.replication_note)
 
 
 if __name__ == "__main__":

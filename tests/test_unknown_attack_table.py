@@ -48,8 +48,8 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
     inverted = _sweep(
         tmp_path / "bti", ["inversion=bti_dbf"],
         [
-            (_record("badnets", 0, "bti_dbf", 0.05), bti),
-            (_record("badnets", 1, "bti_dbf", 0.15, target_class_estimated=5), bti),
+            (_record("badnets", 0, "bti_dbf", 0.05, inversion_details={"norm_bound": 0.02}), bti),
+            (_record("badnets", 1, "bti_dbf", 0.15, target_class_estimated=5, inversion_details={"norm_bound": 0.04}), bti),
             (_record("badnets", 0, "bti_dbf", 0.02), forced),
             (_record("none", 0, "bti_dbf", None, detected=False, defense_skipped=True, inversion_statistic=0.2,
                      inversion_statistic_detected=False, inversion_transfer=0.75), bti),
@@ -63,13 +63,31 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| `badnets`")}
     assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001, detection=statistic)"}
     assert "0, 5 (1/2 right)" in rows["BTI-DBF"] and "(0.050, 0.150)" in rows["BTI-DBF"]
+    assert "| 0.02, 0.04 | 0, 5 (1/2 right) |" in rows["BTI-DBF"]  # the pixel budget each run kept, per seed
     assert "0.350 ± 0.071" in rows["known trigger"]
     clean = [line for line in text.splitlines() if line.startswith("| BTI-DBF | 0 |")]
-    assert len(clean) == 1 and "| 0/1 | 0.750 | 0.2000 (0/1) |" in clean[0]
+    assert len(clean) == 1 and "| 0/1 | 0.750 | 0.2000 (0/1) | – |" in clean[0]
     development_rows = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 | 0.100 |")]
-    assert len(development_rows) == 1 and development_rows[0].endswith("| 0.9900 | True | True | 3 | False |")
+    assert len(development_rows) == 1 and development_rows[0].endswith("| 0.9900 | True | True | – | 3 | False |")
     summary = [line for line in text.splitlines() if line.startswith("| `blended` | BTI-DBF (pool_colours=false) | 2 | 1/1 |")]
     assert len(summary) == 1 and "| 1/1 | 0/1 | 0.100–0.100 |" in summary[0]  # flagged, but towards the wrong target
+
+
+def test_replication_sweeps_get_a_summary_with_seed_ranges_and_the_budgets_kept(tmp_path):
+    bti = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "inversion" / "bti_dbf.yaml"))
+    runs = [
+        (_record("wanet", seed, "bti_dbf", 0.9, detected=seed != 13, inversion_details={"norm_bound": 0.04 if seed < 12 else 0.01}), bti)
+        for seed in (10, 11, 12, 13, 15)
+    ]
+    replication = _sweep(tmp_path / "gpu", ["seed=10,11,12,13,15", "device=cuda"], runs)
+    known = _sweep(tmp_path / "known", ["seed=0"], [(_record("wanet", 0, None, 0.3), None)])
+    out = tmp_path / "unknown_attack.md"
+    unknown_attack_table.write([known], [], out, replication=[replication], replication_notes=["on a GPU"])
+    text = out.read_text()
+    section = text[text.index("## Replication"):]
+    assert "- on a GPU" in section and "`bdunlearn -m seed=10,11,12,13,15 device=cuda`" in section
+    rows = [line for line in section.splitlines() if line.startswith("| `wanet` | BTI-DBF |")]
+    assert rows == ["| `wanet` | BTI-DBF | 10-13,15 | 5/5 | 4/5 | 4/4 | 0.100–0.100 | 0.01: 2, 0.04: 2 |"]
 
 
 def test_every_script_imports(monkeypatch):
