@@ -75,6 +75,31 @@ class Judged:
         }
 
 
+def invert_cached(
+    inversion_cfg, context: InversionContext, backdoored: StateDict, cache: ArtifactCache, suspect_spec: dict
+) -> tuple[list[tuple[InvertedTrigger, dict]], bool]:
+    """The method's candidate triggers on theta_b (loaded into ``context.classifier``), each with its numbers ("score":
+    its statistic), from the cache when the suspect, pool and settings match; and whether they came from it."""
+    module = REGISTRY[inversion_cfg.name]
+    classifier = context.classifier
+
+    def build():
+        classifier.clip.load_state_dict(backdoored)
+        results = module.invert(context, inversion_cfg)
+        tensors = {f"{i}.{k}": v for i, result in enumerate(results) for k, v in result.trigger.tensors().items()}
+        return tensors, {"candidates": [{"score": result.score, **result.meta} for result in results]}
+
+    spec = cache_spec(inversion_cfg, suspect_spec, context.precision)
+    tensors, meta, from_cache = cache.get_or_build("inversion", spec, build)
+    device = context.pool.images.device
+    candidates = []
+    for i, candidate_meta in enumerate(meta["candidates"]):
+        prefix = f"{i}."
+        own = {k.removeprefix(prefix): v.to(device) for k, v in tensors.items() if k.startswith(prefix)}
+        candidates.append((module.rebuild(own, inversion_cfg), candidate_meta))
+    return candidates, from_cache
+
+
 def judge(module, inversion_cfg, context: InversionContext, trigger, meta: dict, num_classes: int, backdoored, pretrained) -> Judged:
     """Target estimate on theta_b, the method's own verdict and the reference check of one candidate."""
     context.classifier.clip.load_state_dict(backdoored)
@@ -104,28 +129,16 @@ def run(
     module = REGISTRY[inversion_cfg.name]
     subset = pool_subset(pool, inversion_cfg.num_samples, inversion_cfg.seed)
     context = InversionContext(classifier, subset, image_size, batch_size, precision)
-
-    def build():
-        classifier.clip.load_state_dict(backdoored)
-        results = module.invert(context, inversion_cfg)
-        tensors = {f"{i}.{k}": v for i, result in enumerate(results) for k, v in result.trigger.tensors().items()}
-        return tensors, {"candidates": [{"score": result.score, **result.meta} for result in results]}
-
-    spec = cache_spec(inversion_cfg, suspect_spec, precision)
-    tensors, meta, from_cache = cache.get_or_build("inversion", spec, build)
+    candidates, from_cache = invert_cached(inversion_cfg, context, backdoored, cache, suspect_spec)
     judged = []
-    for i, candidate_meta in enumerate(meta["candidates"]):
-        prefix = f"{i}."
-        own = {k.removeprefix(prefix): v.to(subset.images.device) for k, v in tensors.items() if k.startswith(prefix)}
-        candidate = judge(
-            module, inversion_cfg, context, module.rebuild(own, inversion_cfg), candidate_meta, num_classes, backdoored, pretrained
-        )
+    for i, (trigger, candidate_meta) in enumerate(candidates):
+        candidate = judge(module, inversion_cfg, context, trigger, candidate_meta, num_classes, backdoored, pretrained)
         judged.append(candidate)
         specificity = candidate.specificity
         log.info(
             "inversion %s, candidate %d/%d%s: statistic %.4f (%s by its threshold); estimated target %d (%.0f%% of the pool's "
             "votes), flip rate %.3f on theta_b, %.3f on theta_pre (transfer %.3f) → %s (detection=%s)%s",
-            inversion_cfg.name, i + 1, len(meta["candidates"]),
+            inversion_cfg.name, i + 1, len(candidates),
             f" (pixel budget {candidate_meta['norm_bound']:g})" if "norm_bound" in candidate_meta else "",
             float(candidate_meta["score"]), "backdoored" if candidate.statistic_detected else "not backdoored", candidate.target,
             100 * candidate.share, specificity.suspect_flip_rate, specificity.reference_flip_rate, specificity.transfer,
