@@ -312,24 +312,20 @@ def objective_terms(context: InversionContext, features: TokenFeatures, mask: to
     """What step 2 weighs, for any pixel map ``apply`` (G, or a real attack's trigger) over the whole pool: pixel
     MSE, benign-feature MSE and other-feature MSE (both relative to the clean benign features' mean square, as in
     training). G maximises ``other_feature_mse`` within the pixel and benign budgets."""
-    sums = {"pixel_mse": 0.0, "benign_feature_mse": 0.0, "other_feature_mse": 0.0, "benign_scale": 0.0}
-    pixels = features_count = 0
+    pixel = benign = other = scale = 0.0
+    count = 0
     for index in index_batches(len(context.pool), context.batch_size):
         clean = context.pixels(index)
         moved = apply(clean)
         with context.precision.autocast():
             clean_z, moved_z = features.of(clean).float(), features.of(moved).float()
-        sums["pixel_mse"] += float(((moved - clean) ** 2).sum())
-        sums["benign_feature_mse"] += float(((mask * (moved_z - clean_z)) ** 2).sum())
-        sums["other_feature_mse"] += float((((1 - mask) * (moved_z - clean_z)) ** 2).sum())
-        sums["benign_scale"] += float(((mask * clean_z) ** 2).sum())
-        pixels, features_count = pixels + clean.numel(), features_count + clean_z.numel()
-    scale = sums.pop("benign_scale")
-    return {
-        "pixel_mse": sums["pixel_mse"] / pixels,
-        "benign_feature_mse": sums["benign_feature_mse"] / scale,
-        "other_feature_mse": sums["other_feature_mse"] / scale,
-    }
+        change = moved_z - clean_z
+        pixel += float(((moved - clean) ** 2).sum())
+        benign += float(((mask * change) ** 2).sum())
+        other += float((((1 - mask) * change) ** 2).sum())
+        scale += float(((mask * clean_z) ** 2).sum())
+        count += clean.numel()
+    return {"pixel_mse": pixel / count, "benign_feature_mse": benign / scale, "other_feature_mse": other / scale}
 
 
 @torch.no_grad()
