@@ -15,35 +15,17 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from bdunlearn import checks, task_vectors
+from bdunlearn import task_vectors
 from bdunlearn.atomic import write_text_atomic
 from bdunlearn.disentanglement import as_rows, disentanglement_grid
 from bdunlearn.task_vectors import StateDict
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AnalysisConfig:
-    clean_reference: bool = False  # also obtain theta_c (the attacker's recipe on clean data; cached)
-    disentanglement_grid: list[float] = field(default_factory=list)  # alphas of xi's grid (empty: no map)
-    disentanglement_samples: int = 2000  # test images (clean, and triggered non-target) xi is measured on
-    disentangled_below: float = 0.1  # xi at or below this counts as disentangled in the area summary
-
-
-def check(cfg: AnalysisConfig) -> None:
-    checks.require(
-        not cfg.disentanglement_grid or cfg.clean_reference,
-        "analysis.disentanglement_grid needs the clean reference model; add analysis.clean_reference=true",
-    )
-    checks.require(all(a >= 0 for a in cfg.disentanglement_grid), f"analysis.disentanglement_grid={cfg.disentanglement_grid}: alphas must be >= 0")
-    checks.require(cfg.disentanglement_samples >= 1, f"analysis.disentanglement_samples={cfg.disentanglement_samples}: must be at least 1")
-    checks.require(cfg.disentangled_below > 0, f"analysis.disentangled_below={cfg.disentangled_below}: must be positive")
 
 
 def vector_alignment(trigger_vector: StateDict | None, poison: StateDict, clean: StateDict) -> dict:

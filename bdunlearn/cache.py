@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from bdunlearn.config import stable_hash
+from bdunlearn.config.keys import artifact_key
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.models.checkpoint import StateDict, save_state_dict
 
@@ -39,11 +39,11 @@ class ArtifactCache:
         self.enabled = enabled
 
     def entry_dir(self, kind: str, spec: dict) -> Path:
-        return self.root / kind / stable_hash(spec)
+        return self.root / kind / artifact_key(kind, spec)
 
     def scratch_path(self, kind: str, spec: dict, name: str) -> Path:
         """A file beside the entry for work in progress on it (e.g. a resumable training state)."""
-        path = self.root / kind / f"{stable_hash(spec)}.{name}"
+        path = self.root / kind / f"{artifact_key(kind, spec)}.{name}"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -6,6 +6,7 @@ starts any of them, so a mistake costs one line on stderr and exit code 2, and n
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import logging
 import os
@@ -18,9 +19,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from bdunlearn import overrides as overrides_module
 from bdunlearn.atomic import write_text_atomic
-from bdunlearn.config import CONFIG_DIR, RunConfig, to_dict, validate
+from bdunlearn.config import CONFIG_DIR, RunConfig, config_hash, stable_hash, to_dict
 from bdunlearn.errors import TrainingDiverged, UserError
+from bdunlearn.plugins import register_configs
+from bdunlearn.preflight import validated
 
 log = logging.getLogger("bdunlearn")
 MAX_PREFLIGHT_RUNS = 512
@@ -33,17 +37,33 @@ def sweep_name(task_overrides: list[str]) -> str:
     name = "_".join(task_overrides) or "default"
     name = "".join(c if c.isalnum() or c in "=,.+-_" else "-" for c in name)
     if len(name) > MAX_SWEEP_NAME:
-        from bdunlearn.config import stable_hash
-
         name = f"{name[: MAX_SWEEP_NAME - 9]}-{stable_hash(name, 8)}"
     return name
 
 
+def hydra_arguments(argv: list[str]) -> argparse.Namespace:
+    """The command line as Hydra reads it (its flags, and the overrides), for the checks made before Hydra runs."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("overrides", nargs="*")
+    for flag in ("--help", "--hydra-help", "--resolve"):
+        parser.add_argument(flag, action="store_true")
+    parser.add_argument("-h", dest="help", action="store_true")
+    parser.add_argument("--info", "-i", nargs="?", const="all")
+    parser.add_argument("--experimental-rerun")
+    parser.add_argument("--multirun", "-m", action="store_true")
+    parser.add_argument("--cfg", "-c")
+    parser.add_argument("--package", "-p")
+    parser.add_argument("--shell-completion", "-sc", action="store_true")
+    parser.add_argument("--config-path", "-cp")
+    parser.add_argument("--config-name", "-cn")
+    parser.add_argument("--config-dir", "-cd")
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
 def with_sweep_dir(argv: list[str]) -> list[str]:
     """``argv`` plus ``hydra.sweep.dir=multirun/<sweep name>`` for a sweep that does not set its directory."""
-    from hydra._internal.utils import get_args_parser
-
-    args, _ = get_args_parser().parse_known_args(argv)
+    args = hydra_arguments(argv)
     if not args.multirun or any(o.startswith("hydra.sweep.dir=") for o in args.overrides):
         return argv
     task = [o for o in args.overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
@@ -90,13 +110,13 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 
 def preflight(argv: list[str]) -> None:
-    """Compose and validate every requested run; raise UserError on the first mistake."""
+    """Compose and validate every requested run; raise UserError on the first mistake; print a note for each
+    override a run does not read."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    args, _ = get_args_parser().parse_known_args(argv)
+    args = hydra_arguments(argv)
     if args.help or args.hydra_help or args.info or args.cfg or args.shell_completion:
         return
     if args.config_dir or args.config_path or args.config_name or args.experimental_rerun:
@@ -105,7 +125,7 @@ def preflight(argv: list[str]) -> None:
         runs = _expand(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
         raise _composition_error(exc) from exc
-    output_dirs = set()
+    output_dirs, notes = set(), {}
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bdunlearn"):
         if args.multirun:
             try:
@@ -120,7 +140,10 @@ def preflight(argv: list[str]) -> None:
                     cfg.pop("hydra")
             except (HydraException, OmegaConfBaseException) as exc:
                 raise _composition_error(exc) from exc
-            validate(cfg)
+            run = validated(cfg)
+            notes.update(dict.fromkeys(overrides_module.check(run, overrides)))
+    for note in notes:
+        print(f"bdunlearn: note: {note}", file=sys.stderr)
     for directory in output_dirs:
         _check_writable(directory, "hydra.sweep.dir" if args.multirun else "hydra.run.dir")
 
@@ -159,13 +182,11 @@ def completed_record(cfg: RunConfig, run_dir: Path) -> dict | None:
     """The run dir's record if it says ``ok`` for exactly this config (same ``config_hash``), else None."""
     import json
 
-    from bdunlearn.config import scientific_view, stable_hash
-
     try:
         record = json.loads((run_dir / "result.json").read_text())
     except (OSError, ValueError):
         return None
-    same = record.get("config_hash") == stable_hash(scientific_view(cfg))
+    same = record.get("config_hash") == config_hash(cfg)
     return record if record.get("status") == "ok" and same else None
 
 
@@ -214,7 +235,7 @@ def _app(cfg: DictConfig) -> dict | None:
     # Failures are reported here, one line each, rather than raised: a raised error would make Hydra print
     # its own lines and, in a sweep, stop the runs after it.
     try:
-        run = validate(cfg)
+        run = validated(cfg)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         done = completed_record(run, run_dir) if run.skip_completed else None
         if done is not None:
@@ -233,6 +254,7 @@ def _app(cfg: DictConfig) -> dict | None:
 def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach main() so they are reported in one line
     sys.argv[1:] = with_sweep_dir(sys.argv[1:])
+    register_configs()
     try:
         preflight(sys.argv[1:])
         _app()

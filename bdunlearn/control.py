@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bdunlearn.config import RunConfig, dataset_config, input_size
 from bdunlearn.data import datasets
 from bdunlearn.data.images import ImageSet
-from bdunlearn.data.splits import make_splits
 from bdunlearn.evaluation import evaluate
 from bdunlearn.models.clip import Preprocess
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
@@ -30,22 +28,23 @@ class ControlSet:
     classifier: ZeroShotClassifier  # shares the run's CLIP model; only the head is this dataset's
 
 
-def control_split(dataset_cfg, cache_dir: str | Path | None) -> ImageSet:
+def control_split(dataset_cfg, cache_dir: str | Path | None, load_splits) -> ImageSet:
     """A dataset's test split; the training images are read only if the test split is carved from them."""
     official = datasets.load_official_test(dataset_cfg, cache_dir)
     if official is not None:
         return official
-    return make_splits(datasets.load(dataset_cfg, cache_dir), dataset_cfg.splits).test
+    return load_splits(dataset_cfg).test
 
 
-def prepare(cfg: RunConfig, clip, tokenizer, preprocess: Preprocess, device, cache_dir) -> list[ControlSet]:
-    """The control datasets' test splits (on ``device``) and zero-shot heads, from the weights ``clip`` holds now."""
+def prepare(names: list[str], load_dataset, load_splits, cache_dir, clip, tokenizer, preprocess: Preprocess, device) -> list[ControlSet]:
+    """The control datasets' test splits (on ``device``) and zero-shot heads, from the weights ``clip`` holds now;
+    ``load_dataset(name)`` gives a dataset's config, ``load_splits(config)`` its splits."""
     sets = []
-    for name in cfg.control_datasets:
-        dataset = dataset_config(name, cfg.paths, image_size=input_size(cfg.model.name))
+    for name in names:
+        dataset = load_dataset(name)
         head = zeroshot_head(clip, tokenizer, dataset.class_names, dataset.templates, device)
         classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
-        sets.append(ControlSet(name, control_split(dataset, cache_dir).to(device), classifier))
+        sets.append(ControlSet(name, control_split(dataset, cache_dir, load_splits).to(device), classifier))
     return sets
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bdunlearn.config import RunConfig, scientific_view, stable_hash
+from bdunlearn.config import RunConfig, config_hash
 from bdunlearn.atomic import write_json_atomic
 
 METRIC_KEYS = (
@@ -32,7 +32,7 @@ def base_record(cfg: RunConfig) -> dict:
         "poison_rate": cfg.attack.poison_rate,
         "attack_knowledge": cfg.attack_knowledge,
         "inversion": cfg.inversion.name if cfg.inversion is not None else None,
-        "config_hash": stable_hash(scientific_view(cfg)),
+        "config_hash": config_hash(cfg),
     }
     record.update({key: None for key in METRIC_KEYS})
     record.update({key: None for key in control_keys(cfg.control_datasets)})

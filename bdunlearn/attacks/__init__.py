@@ -17,7 +17,7 @@ REGISTRY: dict[str, type[Attack]] = {
     "none": NoAttack,
 }
 
-__all__ = ["REGISTRY", "Attack", "BadClip", "BadNets", "Blended", "NoAttack", "PrepareContext", "Sig", "WaNet", "build", "spec"]
+__all__ = ["REGISTRY", "Attack", "BadClip", "BadNets", "Blended", "NoAttack", "PrepareContext", "Sig", "WaNet", "build"]
 
 
 # Config keys that say how much data is poisoned rather than what the trigger is: not the attack object's.
@@ -29,7 +29,3 @@ def build(cfg) -> Attack:
     params = {k: v for k, v in vars(cfg).items() if k != "name" and k not in DATA_KEYS}
     return REGISTRY[cfg.name](**params)
 
-
-def spec(cfg) -> dict:
-    """The attack's config as a cache key: ``num_poisoned`` only when set, so classification keys stay as they were."""
-    return {k: v for k, v in vars(cfg).items() if not (k == "num_poisoned" and v is None)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks.badnets import check_patch, stamp, stamp_
 from bdunlearn.attacks.base import Attack, AttackConfig, PrepareContext
 
@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BadClipConfig(AttackConfig):
+    """BadCLIP-style patch: optimised on theta_pre's image tower so patched images embed near the target class's
+    zero-shot text embedding and away from their own class's, then stamped like a BadNets patch. Cached."""
+
+    name: str = "badclip"
     patch_size: int = 3  # side in pixels at the model's input resolution
     location: str = "bottom_right"  # as BadNets
     optim_steps: int = 200  # Adam steps of the patch optimisation

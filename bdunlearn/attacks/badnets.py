@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks import patterns
 from bdunlearn.attacks.base import Attack, AttackConfig
 
@@ -17,6 +17,10 @@ LOCATIONS = ("bottom_right", "bottom_left", "top_right", "top_left", "center", "
 
 @dataclass
 class BadNetsConfig(AttackConfig):
+    """BadNets (Gu et al. 2017): a patch stamped on the image in pixel space (model resolution, before
+    normalisation); all-to-one. Poisoned samples are drawn from non-target images and relabelled."""
+
+    name: str = "badnets"
     patch_size: int = 3  # side in pixels at the model's input resolution
     pattern: str = "white"
     location: str = "bottom_right"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Optional
 import torch
 from omegaconf import MISSING
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 
 if TYPE_CHECKING:  # open_clip is slow to import; config validation should not need it
     from bdunlearn.cache import ArtifactCache

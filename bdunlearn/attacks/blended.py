@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks import patterns
 from bdunlearn.attacks.base import Attack, AttackConfig
 
@@ -16,6 +16,9 @@ PATTERNS = ("noise", "file")
 
 @dataclass
 class BlendedConfig(AttackConfig):
+    """Blended (Chen et al. 2017): x' = (1 - r) x + r pattern over the whole image; all-to-one."""
+
+    name: str = "blended"
     blend_ratio: float = 0.2  # r: weight of the pattern in the mix
     pattern: str = "noise"
     pattern_seed: int = 0  # seed of the noise pattern

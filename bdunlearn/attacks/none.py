@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack, AttackConfig
 
 
 @dataclass
 class NoAttackConfig(AttackConfig):
+    """No attack: the attacker's fine-tune on clean data (the clean reference model, CA upper bound). No trigger,
+    so ASR and RA are null in the run record; defenses that need a trigger (tbar) are refused."""
+
+    name: str = "none"
     poison_rate: float = 0.0  # nothing is poisoned
 
 

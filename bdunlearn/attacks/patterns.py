@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.errors import UserError
 
 

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack, AttackConfig
 
 
 @dataclass
 class SigConfig(AttackConfig):
+    """SIG (Barni et al. 2019): x' = clip(x + delta sin(2 pi j f / m)), a horizontal sinusoid; clean-label (only
+    target-class training samples carry it). poison_rate is a fraction of the whole training split, capped by
+    the target class's share."""
+
+    name: str = "sig"
     amplitude: float = 0.3  # delta, in pixel units ([0, 1] scale)
     frequency: float = 4.0  # f: periods across the image width
 

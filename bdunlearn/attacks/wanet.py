@@ -17,12 +17,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack, AttackConfig
 
 
 @dataclass
 class WaNetConfig(AttackConfig):
+    """WaNet (Nguyen & Tran 2021): a fixed smooth warp (k x k random control field, bicubic upsampling, strength
+    s) as the trigger; all-to-one. Noise mode: cross_ratio x (poisoned count) more samples get the warp plus
+    per-image random grid noise and keep their labels."""
+
+    name: str = "wanet"
     poison_rate: float = 0.3
     grid_size: int = 4  # k: control points per side
     strength: float = 4.0  # s

@@ -268,3 +268,13 @@ def load_official_test(cfg, cache_dir: str | Path | None = None) -> ImageSet | N
         return None
     check_available(cfg, need_train=False)
     return materialise(read(cfg, "test"), cfg, "test", cache_dir)
+
+
+def at_model_size(cfg, image_size: int | None):
+    """``cfg`` with ``image_size`` (the model's input size) filled in if its images are decoded from files and it
+    names no size of its own; datasets read as arrays keep their own size."""
+    from dataclasses import replace
+
+    if image_size is None or cfg.image_size is not None or not is_decoded(cfg):
+        return cfg
+    return replace(cfg, image_size=image_size)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.data.augment import autoaugment
 from bdunlearn.data.images import to_pixels
 from bdunlearn.defenses import finetuning
@@ -28,6 +28,10 @@ from bdunlearn.training import pairs_loss
 
 @dataclass
 class CleanClipConfig(finetuning.FinetuneDefenseConfig):
+    """CleanCLIP, classification form: cross-entropy through the frozen zero-shot head + in-modal contrastive
+    loss between each image and its AutoAugment'ed copy."""
+
+    name: str = "cleanclip"
     inmodal_weight: float = 1.0  # weight of the in-modal term against the task loss (CleanCLIP: 1)
 
 

@@ -3,12 +3,23 @@ in the contrastive setting, with the CLIP loss on clean image-caption pairs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bdunlearn.data.poison import clean
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 from bdunlearn.training import classification_loss, pairs_loss
 
-Config = finetuning.FinetuneDefenseConfig
+
+@dataclass
+class CleanFinetuneConfig(finetuning.FinetuneDefenseConfig):
+    """Clean fine-tuning of theta_b: cross-entropy through the frozen zero-shot head on clean samples of the
+    defender's pool, with the attack's optimiser settings for the tiny CLIP."""
+
+    name: str = "finetune"
+
+
+Config = CleanFinetuneConfig
 check = finetuning.check
 CONTRASTIVE = True
 

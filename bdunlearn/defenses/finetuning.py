@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn import checks, task_vectors
+from bdunlearn import task_vectors
+from bdunlearn.config import checks
 from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.images import ImageSet
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.data.poison import clean
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
@@ -18,6 +18,9 @@ from bdunlearn.training import Sam, classification_loss
 
 @dataclass
 class FtSamConfig(finetuning.FinetuneDefenseConfig):
+    """FT-SAM: clean fine-tuning with sharpness-aware minimisation (two passes per step)."""
+
+    name: str = "ft_sam"
     rho: float = 2.0
     adaptive: bool = True
 

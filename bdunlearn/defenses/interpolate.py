@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from bdunlearn import checks, task_vectors
+from bdunlearn import task_vectors
+from bdunlearn.config import checks
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.tbar import alpha_scan, select_alpha
 from bdunlearn.errors import UserError
@@ -19,6 +20,10 @@ from bdunlearn.training import parameter_patterns, selects
 
 @dataclass
 class InterpolateConfig(DefenseConfig):
+    """Interpolation towards theta_pre (a reference point for TBAR): theta_b - alpha (theta_b - theta_pre), alpha
+    chosen on the validation split by TBAR's rule; alpha = 1 is theta_pre itself. Uses no samples of the pool."""
+
+    name: str = "interpolate"
     params: str = "visual"  # tensors walked back towards theta_pre: prefixes or globs (the attacker's tower)
     alpha_grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
     kappa: float = 0.95

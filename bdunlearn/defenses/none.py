@@ -1,8 +1,18 @@
 """No defense: the backdoored model is returned unchanged."""
 
+from dataclasses import dataclass
+
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 
-Config = DefenseConfig
+
+@dataclass
+class NoDefenseConfig(DefenseConfig):
+    """No defense: the backdoored model as it is."""
+
+    name: str = "none"
+
+
+Config = NoDefenseConfig
 CONTRASTIVE = True  # nothing to train: the same in both settings
 
 

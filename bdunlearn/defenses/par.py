@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.data.augment import structured_noise
 from bdunlearn.data.images import to_pixels
 from bdunlearn.defenses import finetuning
@@ -25,6 +25,10 @@ from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 
 @dataclass
 class ParConfig(finetuning.FinetuneDefenseConfig):
+    """Perturb and Recover, classification form: cross-entropy on structured-noise-augmented clean images minus
+    perturb_weight x (squared distance of the image embeddings from the frozen theta_b's, while <= threshold)."""
+
+    name: str = "par"
     perturb_weight: float = 0.5  # the authors weigh each modality's term by 0.5
     threshold: float = 2.15  # squared distance of unit embeddings, in [0, 4] (the authors' tau)
     noise_std: float = 0.2

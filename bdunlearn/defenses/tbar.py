@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from bdunlearn import checks, task_vectors
+from bdunlearn import task_vectors
+from bdunlearn.config import checks
+from bdunlearn.config.keys import TBAR_VARIANT_DEFAULTS
 from bdunlearn.data.images import ImageSet
 from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.poison import TriggerableSet, triggered_target_pairs, triggered_target_set, untriggered_pairs
@@ -28,20 +30,29 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TbarConfig(DefenseConfig):
-    num_samples: int = 100
+    """TBAR: fine-tune theta_b on triggered images labelled with the target class, take tau_t = theta_b' - theta_b,
+    return theta_b - alpha tau_t with alpha chosen on the validation split (lowest val ASR among alphas with val
+    CA >= kappa x val CA(theta_b); ties: the smaller alpha)."""
+
+    name: str = "tbar"
+    num_samples: int = 100  # triggered samples drawn from the defender's clean pool
     clean_fraction: float = 0.0  # fraction of the samples left clean (own labels) instead of triggered
     images: str = "all"  # pool images the samples are drawn from: "all", or "non_target" (class != target)
     contrast: str = "none"  # "target" / "own_labels": subtract a fine-tune of the same images without the trigger,
     #                         labelled with the target / with their own labels ("none": the paper's tau_t)
     contrast_op: str = "subtract"  # "subtract" the contrast vector, or "project" it out of tau_t
-    start: str = "backdoored"  # fine-tune the trigger vector from theta_b ("backdoored") or theta_pre
-    params: str = "visual"  # parameters fine-tuned (and so spanning the trigger vector): prefixes or globs
+    start: str = "backdoored"  # fine-tune the trigger vector from theta_b ("backdoored", the paper) or theta_pre
+    # parameters fine-tuned (and so spanning the trigger vector): comma-separated name prefixes or globs (visual:
+    # the image tower; e.g. 'visual.transformer.resblocks.*.attn.*' attention only)
+    params: str = "visual"
     steps: int = 100
     batch_size: int = 32
     lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    alpha_grid: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5, 2.0])
+    alpha_grid: list[float] = field(
+        default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0]
+    )
     kappa: float = 0.95  # keep alphas whose validation CA >= kappa * CA(theta_b)
 
 
@@ -102,12 +113,10 @@ def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, gr
 
 # The settings that shape the trigger vector (the alpha grid and kappa only choose how much of it to subtract).
 VECTOR_KEYS = ("num_samples", "clean_fraction", "start", "params", "steps", "batch_size", "lr", "weight_decay", "warmup_steps")
-# Added later: part of the cache key only when not at their defaults, so the paper variant's cached vectors stay valid.
-VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "subtract"}
 
 
 def trigger_vector_spec(inputs: DefenseInputs, cfg: TbarConfig) -> dict:
-    variant = {key: getattr(cfg, key) for key, default in VARIANT_DEFAULTS.items() if getattr(cfg, key) != default}
+    variant = {key: getattr(cfg, key) for key, default in TBAR_VARIANT_DEFAULTS.items() if getattr(cfg, key) != default}
     return {
         "backdoored": inputs.backdoored_spec,
         "tbar": {**{key: getattr(cfg, key) for key in VECTOR_KEYS}, **variant},

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.data.images import BatchSchedule, index_batches
 from bdunlearn.inversion.base import (
     InversionConfig,
@@ -81,6 +81,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BtiDbfConfig(InversionConfig):
+    """BTI-DBF (Xu et al. 2024): decouple benign features (a mask over the tokens entering a residual block of the
+    image tower, trained on the labelled clean pool), then train a generator G so that G(x) stays close to x in
+    pixels and in the benign features while the other features move away, once per pixel budget (norm_bounds,
+    smallest first; the first candidate judged backdoored is kept). Statistic: G's flip rate on the pool towards
+    the estimated target. Verdict (detection): by default both that and the reference check."""
+
+    name: str = "bti_dbf"
     feature_block: int = -1  # the features are the tokens entering this residual block of the image tower
     mask_steps: int = 300  # step 1: benign-feature mask
     mask_lr: float = 0.01
@@ -96,6 +103,7 @@ class BtiDbfConfig(InversionConfig):
     benign_bound: float = 1.0  # largest benign-feature MSE, as a fraction of the benign features' mean square
     benign_weight: float = 0.01
     detection_threshold: float = 0.9  # flip rate at or above this → backdoored (README: Unknown attacks)
+    detection: str = "both"  # flip rate >= detection_threshold and transfer < reference_threshold | statistic | reference
 
 
 Config = BtiDbfConfig

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn import checks
+from bdunlearn.config import checks
 from bdunlearn.data.images import BatchSchedule, index_batches
 from bdunlearn.inversion.base import (
     InversionConfig,
@@ -57,6 +57,11 @@ EPSILON = 1e-6
 
 @dataclass
 class DecreeConfig(InversionConfig):
+    """DECREE (Feng et al. 2023): optimise a mask m and pattern p on the defender's clean images so that the image
+    encoder embeds every stamped image (1 - m) x + m p nearly the same way, m as small as possible. Statistic:
+    PL1-norm |m|_1 / (H W) of the smallest successful mask. Verdict (detection): by default the reference check."""
+
+    name: str = "decree"
     steps: int = 500  # optimisation budget (Adam steps, one batch each)
     batch_size: int = 128
     lr: float = 0.05

@@ -16,6 +16,7 @@ import torch
 
 from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
+from bdunlearn.config.keys import inversion_settings
 from bdunlearn.data.images import ImageSet
 from bdunlearn.inversion import REGISTRY, reference
 from bdunlearn.inversion.base import InversionContext, InvertedTrigger, estimate_target, pool_subset
@@ -26,8 +27,6 @@ from bdunlearn.tracking import Tracker
 
 log = logging.getLogger(__name__)
 PREVIEW_IMAGES = 8
-# Settings that only turn the statistics into a verdict: not part of what the cached trigger depends on.
-VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
 
 
 @dataclass
@@ -38,15 +37,10 @@ class Found:
     record: dict = field(default_factory=dict)  # keys for the run record
 
 
-def trigger_settings(inversion_cfg) -> dict:
-    """The method's settings that determine the inverted trigger (all but those of the verdict)."""
-    return {k: v for k, v in vars(inversion_cfg).items() if k not in VERDICT_KEYS}
-
-
 def cache_spec(inversion_cfg, suspect_spec: dict, precision: Precision) -> dict:
     """What determines the inverted trigger: the suspicious model and pool (``suspect_spec``) and the method's
     settings, minus those of the verdict."""
-    return {"suspect": suspect_spec, "inversion": trigger_settings(inversion_cfg), "precision": precision.name}
+    return {"suspect": suspect_spec, "inversion": inversion_settings(inversion_cfg), "precision": precision.name}
 
 
 @dataclass

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn import checks, task_vectors
+from bdunlearn import task_vectors
+from bdunlearn.config import checks
+from bdunlearn.config.schema import CAPTION_SOURCES
 from bdunlearn.data import caption_csv
 from bdunlearn.data.captions import CaptionCorpus, caption_table, captioned, from_captions
 from bdunlearn.data.poison import choose_pairs, poison_pairs
@@ -52,13 +54,11 @@ def pair_counts(cfg) -> tuple[int, int]:
     return attacker, sizes["defense"]
 
 
-def check(cfg, attack_cls, defense_module) -> None:
+def check(cfg, plugins) -> None:
     """Everything a contrastive run needs, checked before any compute; one-line UserErrors."""
-    from bdunlearn import defenses
-    from bdunlearn.config import CAPTION_SOURCES, epochs_to_steps
-
     c = cfg.contrastive
-    forms = sorted(name for name, module in defenses.REGISTRY.items() if getattr(module, "CONTRASTIVE", False))
+    defense_module = plugins.defenses[cfg.defense.name]
+    forms = sorted(name for name, module in plugins.defenses.items() if getattr(module, "CONTRASTIVE", False))
     checks.require(
         getattr(defense_module, "CONTRASTIVE", False),
         f"defense={cfg.defense.name} has no contrastive form; with setting=contrastive use one of: {', '.join(forms)}",
@@ -68,7 +68,7 @@ def check(cfg, attack_cls, defense_module) -> None:
         "setting=contrastive poisons an absolute number of image-caption pairs; set attack.num_poisoned=N",
     )
     checks.require(
-        not attack_cls.clean_label,
+        not plugins.attacks[cfg.attack.name].clean_label,
         f"attack={cfg.attack.name} is clean-label and has no contrastive form here; use badnets, blended, wanet or badclip",
     )
     checks.require(cfg.attack_knowledge == "known", "setting=contrastive supports attack_knowledge=known only")
@@ -91,7 +91,6 @@ def check(cfg, attack_cls, defense_module) -> None:
         reason = caption_csv.missing(caption_file(cfg))
         checks.require(reason is None, reason or "")
     attacker, defender = pair_counts(cfg)
-    epochs_to_steps(cfg.finetune, attacker)  # finetune.epochs count passes over the attacker's pairs here
     checks.require(
         cfg.attack.num_poisoned <= attacker,
         f"attack.num_poisoned={cfg.attack.num_poisoned} exceeds the attacker's {attacker} image-caption pairs; lower it",
@@ -101,6 +100,11 @@ def check(cfg, attack_cls, defense_module) -> None:
         f"defense.num_samples={cfg.defense.num_samples} exceeds the defender's {defender} clean pairs; lower it"
         + (" or raise contrastive.defense_fraction" if c.captions == "csv" else " or raise dataset.splits.defense_fraction"),
     )
+
+
+def training_items(cfg) -> int:
+    """What ``finetune.epochs`` counts passes over: the attacker's pairs."""
+    return pair_counts(cfg)[0]
 
 
 # --- the pairs -------------------------------------------------------------------------------------------
@@ -183,32 +187,39 @@ def load_pairs(cfg, splits, tokenizer, image_size: int, cache_dir: str | None, d
 # --- theta_b ---------------------------------------------------------------------------------------------
 
 
-def obtain_backdoored(cfg, classifier, pretrained, attack, pairs: PairData, image_size: int, spec: dict, resume, cache, precision, device):
+def obtain_backdoored(ctx, resume) -> tuple[dict, bool, dict]:
     """theta_b as (state dict, from_cache, metadata): theta_pre's ``contrastive.params`` fine-tuned with the CLIP
-    loss on the poisoned pairs (cached under ``spec``)."""
+    loss on the poisoned pairs (cached under the run's theta_b spec)."""
+    from bdunlearn.config import keys
     from bdunlearn.training import OptimSettings, finetune_pairs, trainable_parameters
 
+    cfg, classifier, pairs = ctx.cfg, ctx.classifier, ctx.pairs
+    spec = keys.backdoored_spec(cfg, ctx.precision.name, ctx.load_dataset)
+
     def build():
-        classifier.clip.load_state_dict(pretrained)
+        classifier.clip.load_state_dict(ctx.pretrained)
         torch.manual_seed(cfg.seed)
         params = trainable_parameters(classifier.clip, cfg.contrastive.params)
         f = cfg.finetune
         result = finetune_pairs(
-            classifier, list(params.values()), pairs.attacker, attack, image_size,
+            classifier, list(params.values()), pairs.attacker, ctx.attack, ctx.preprocess.image_size,
             OptimSettings(f.steps, f.batch_size, f.lr, f.weight_decay, f.warmup_steps), seed=cfg.seed,
-            desc="theta_b: poisoned contrastive fine-tune", resume=resume, precision=precision,
+            desc="theta_b: poisoned contrastive fine-tune", resume=resume(spec), precision=ctx.precision,
         )  # fmt: skip
         meta = {"poisoned_indices": pairs.poisoned.tolist(), "seconds": result.seconds, "final_loss": result.final_loss}
         return task_vectors.clone(classifier.clip.state_dict()), meta
 
-    state, meta, from_cache = cache.get_or_build("backdoored", spec, build)
-    return {k: v.to(device) for k, v in state.items()}, from_cache, meta
+    state, meta, from_cache = ctx.cache.get_or_build("backdoored", spec, build)
+    return {k: v.to(ctx.device) for k, v in state.items()}, from_cache, meta
 
 
-# Bump when the way pairs are built or poisoned changes, so cached theta_b (and TBAR's vectors) are rebuilt.
-PAIRS_RECIPE = 2  # 2: each poisoned pair keeps one target caption drawn from the templates
+# Both towers train: the zero-shot head is rebuilt from the text tower at every evaluation.
+REBUILDS_HEAD = True
 
 
-def spec(cfg) -> dict:
-    """What the contrastive setting adds to theta_b's cache key."""
-    return {"setting": "contrastive", "contrastive": vars(cfg.contrastive), "pairs_recipe": PAIRS_RECIPE}
+def prepare_data(ctx) -> PairData:
+    """The pairs (a bad count or file stops the run here, before any training)."""
+    from bdunlearn.training import selected_names
+
+    selected_names(ctx.clip, ctx.cfg.contrastive.params, "contrastive.params")
+    return load_pairs(ctx.cfg, ctx.splits, ctx.tokenizer, ctx.preprocess.image_size, ctx.data_cache, ctx.device)
