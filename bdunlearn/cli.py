@@ -74,7 +74,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _composition_error(exc: Exception) -> UserError:
+def composition_error(exc: Exception) -> UserError:
     from hydra.errors import MissingConfigException
 
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
@@ -124,14 +124,14 @@ def preflight(argv: list[str]) -> None:
     try:
         runs = _expand(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise _composition_error(exc) from exc
+        raise composition_error(exc) from exc
     output_dirs, notes = set(), {}
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bdunlearn"):
         if args.multirun:
             try:
                 runs = _expand(args.overrides + _config_sweeps(runs[0], args.overrides), multirun=True)
             except (HydraException, OmegaConfBaseException) as exc:
-                raise _composition_error(exc) from exc
+                raise composition_error(exc) from exc
         for overrides in runs:
             try:
                 cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
@@ -139,7 +139,7 @@ def preflight(argv: list[str]) -> None:
                 with open_dict(cfg):
                     cfg.pop("hydra")
             except (HydraException, OmegaConfBaseException) as exc:
-                raise _composition_error(exc) from exc
+                raise composition_error(exc) from exc
             run = validated(cfg)
             notes.update(dict.fromkeys(overrides_module.check(run, overrides)))
     for note in notes:

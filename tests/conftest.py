@@ -43,10 +43,21 @@ def compose():
     from hydra import initialize_config_dir
 
     from bdunlearn.config import CONFIG_DIR
+    from bdunlearn.plugins import register_configs
+
+    register_configs()
 
     def _compose(*overrides: str):
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        from bdunlearn.cli import composition_error
+
         with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
-            return hydra_compose(config_name="config", overrides=list(overrides))
+            try:  # as the command line reports it: a mistake Hydra finds while composing is a one-line UserError
+                return hydra_compose(config_name="config", overrides=list(overrides))
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise composition_error(exc) from exc
 
     return _compose
 

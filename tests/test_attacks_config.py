@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bdunlearn.config import validate
+from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
 
 
@@ -41,18 +41,18 @@ from bdunlearn.errors import UserError
 )
 def test_attack_mistakes_are_refused_with_the_key(compose, overrides, fragment):
     with pytest.raises(UserError) as excinfo:
-        validate(compose(*overrides))
+        validated(compose(*overrides))
     assert fragment in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 def test_an_unreadable_image_file_is_refused(compose, tmp_path):
     (tmp_path / "not-an-image.png").write_text("hello")
     with pytest.raises(UserError, match="not an image PIL can read"):
-        validate(compose("attack=blended", "attack.pattern=file", f"attack.pattern_file={tmp_path / 'not-an-image.png'}"))
+        validated(compose("attack=blended", "attack.pattern=file", f"attack.pattern_file={tmp_path / 'not-an-image.png'}"))
 
 
 def test_attack_none_with_defense_none_is_valid(compose):
-    run = validate(compose("attack=none", "defense=none"))
+    run = validated(compose("attack=none", "defense=none"))
     assert run.attack.poison_rate == 0
 
 
@@ -60,10 +60,13 @@ def test_validating_every_attack_does_not_import_open_clip():
     code = (
         "import sys\n"
         "from hydra import compose, initialize_config_dir\n"
-        "from bdunlearn.config import CONFIG_DIR, validate\n"
+        "from bdunlearn.config import CONFIG_DIR\n"
+        "from bdunlearn.plugins import register_configs\n"
+        "from bdunlearn.preflight import validated\n"
+        "register_configs()\n"
         "with initialize_config_dir(version_base='1.3', config_dir=str(CONFIG_DIR)):\n"
         "    for name in ('badnets', 'blended', 'wanet', 'sig', 'badclip', 'none'):\n"
-        "        validate(compose('config', overrides=[f'attack={name}', 'defense=none']))\n"
+        "        validated(compose('config', overrides=[f'attack={name}', 'defense=none']))\n"
         "assert 'open_clip' not in sys.modules, 'validation imported open_clip'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bdunlearn.config import CONFIG_DIR, validate
+from bdunlearn.config import CONFIG_DIR
+from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
 
 GROUPS = ("model", "dataset", "attack", "defense")
@@ -14,7 +15,10 @@ OFFLINE = {("model", "tiny"), ("dataset", "digits"), ("dataset", "fashion_mnist"
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    from bdunlearn.plugins import registry
+
+    plugins = registry().groups()
+    return sorted(plugins[group]) if group in plugins else sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 @pytest.mark.parametrize("group,name", [(g, n) for g in GROUPS for n in options(g)])
@@ -27,7 +31,7 @@ def test_every_group_option_composes(compose, group, name):
     if group == "dataset" and name == "fashion_mnist" and not Path(cfg.dataset.source_dir).is_dir():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     try:
-        run = validate(cfg)
+        run = validated(cfg)
     except UserError as exc:  # paper-scale data and weights cannot be had offline: the one line says how
         assert (group, name) not in OFFLINE, exc
         assert "dataset.root" in str(exc) or "cannot be downloaded offline" in str(exc), exc
@@ -36,7 +40,7 @@ def test_every_group_option_composes(compose, group, name):
 
 
 def test_default_is_the_documented_recipe(compose):
-    run = validate(compose())
+    run = validated(compose())
     assert (run.model.name, run.dataset.name, run.attack.name, run.defense.name) == (
         "bdunlearn-tiny", "digits", "badnets", "tbar",
     )  # fmt: skip
@@ -53,14 +57,14 @@ def test_vit_b32_composes_with_openai_tag(compose):
 def test_a_bad_value_is_refused_in_process_with_the_key(compose):
     # the full catalogue of user mistakes runs through the real command in tests/test_reliability.py
     with pytest.raises(UserError) as excinfo:
-        validate(compose("attack.poison_rate=2"))
+        validated(compose("attack.poison_rate=2"))
     assert "attack.poison_rate" in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 def test_missing_fashion_mnist_names_the_fix(compose, tmp_path):
     cfg = compose("dataset=fashion_mnist", f"dataset.root={tmp_path}", f"dataset.source_dir={tmp_path / 'none'}")
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
-        validate(cfg)
+        validated(cfg)
 
 
 @pytest.mark.parametrize("name", options("experiment"))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bdunlearn.config import scientific_view, validate
+from bdunlearn.config import scientific_view
+from bdunlearn.preflight import validated
 from bdunlearn.data import caption_csv
 from bdunlearn.data.captions import CaptionCorpus, caption_table, captioned
 from bdunlearn.data.images import ImageSet
@@ -194,9 +195,9 @@ def test_the_zero_shot_head_follows_the_text_tower_in_the_contrastive_setting(ti
 
 
 def test_the_classification_setting_keeps_its_config_hash(compose):
-    view = scientific_view(validate(compose()))
+    view = scientific_view(validated(compose()))
     assert "setting" not in view and "contrastive" not in view and "num_poisoned" not in view["attack"]
-    contrastive = scientific_view(validate(compose(*CONTRASTIVE)))
+    contrastive = scientific_view(validated(compose(*CONTRASTIVE)))
     assert contrastive["setting"] == "contrastive" and contrastive["attack"]["num_poisoned"] == 20
 
 
@@ -217,7 +218,7 @@ def test_the_classification_setting_keeps_its_config_hash(compose):
 )
 def test_contrastive_config_errors_are_one_line(compose, overrides, fragment):
     with pytest.raises(UserError) as excinfo:
-        validate(compose(*overrides))
+        validated(compose(*overrides))
     assert fragment in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
@@ -225,10 +226,10 @@ def test_a_missing_image_root_and_too_many_defense_pairs_are_refused(compose, tm
     path = write_pairs(tmp_path, ROWS * 20, "pairs.csv", ",")
     csv = [*CONTRASTIVE, "contrastive.captions=csv", f"contrastive.csv={path}"]
     with pytest.raises(UserError, match="contrastive.image_root=.*nope: no such folder"):
-        validate(compose(*csv, f"contrastive.image_root={tmp_path / 'nope'}"))
+        validated(compose(*csv, f"contrastive.image_root={tmp_path / 'nope'}"))
     with pytest.raises(UserError, match="defense.num_samples=100 exceeds the defender's 3 clean pairs"):
-        validate(compose(*csv))  # 5 % of 60 pairs
-    run = validate(compose(*csv, "defense.num_samples=3", "attack.num_poisoned=57"))
+        validated(compose(*csv))  # 5 % of 60 pairs
+    run = validated(compose(*csv, "defense.num_samples=3", "attack.num_poisoned=57"))
     assert run.contrastive.csv == str(path)
 
 
@@ -249,13 +250,13 @@ def test_the_command_stops_with_one_line_before_compute(run_cli, override, fragm
 
 
 def test_caption_file_pairs_split_into_disjoint_attacker_and_defender_shares_and_poison_exactly(compose, tmp_path):
-    from bdunlearn.contrastive import load_pairs
+    from bdunlearn.settings.contrastive import load_pairs
 
     rows = [(f"images/{i}.png", f"photo number {i}") for i in range(40)]
     path = write_pairs(tmp_path, rows, "pairs.tsv", "\t")
-    run = validate(compose(
+    run = validated(compose(
         "setting=contrastive", "attack.num_poisoned=5", "contrastive.captions=csv", f"contrastive.csv={path}",
-        "contrastive.defense_fraction=0.25", "contrastive.max_pairs=20", "defense.num_samples=10", "+dataset.num_workers=0",
+        "contrastive.defense_fraction=0.25", "contrastive.max_pairs=20", "defense.num_samples=10", "dataset.num_workers=0",
     ))  # fmt: skip
     pairs = load_pairs(run, None, tokenize, 16, None, "cpu")
     assert (len(pairs.attacker), len(pairs.defender), len(pairs.poisoned)) == (20, 10, 5)
@@ -283,7 +284,7 @@ def test_the_cc3m_recipe_composes_with_the_papers_protocol(compose):
 SHRUNKEN = [
     "experiment=contrastive_cpu", "defense=tbar", "model.pretrain.steps=40", "finetune.steps=40", "finetune.batch_size=32",
     "contrastive.max_pairs=400", "attack.num_poisoned=12", "defense.steps=10", "defense.num_samples=24",
-    "defense.alpha_grid=[0.5,1.0]", "+dataset.splits.max_val_samples=500", "logger.wandb.mode=disabled",
+    "defense.alpha_grid=[0.5,1.0]", "dataset.splits.max_val_samples=500", "logger.wandb.mode=disabled",
 ]  # fmt: skip
 CONTRACT_KEYS = (
     "status", "model", "pretrained", "dataset", "attack", "defense", "seed", "target_class", "poison_rate",

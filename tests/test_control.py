@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import SHRINK
 
-from bdunlearn.config import PathsConfig, dataset_config, validate
+from bdunlearn.config import PathsConfig, dataset_config
+from bdunlearn.preflight import validated
 from bdunlearn.control import control_split
 from bdunlearn.data import datasets
 from bdunlearn.data.splits import make_splits
@@ -19,20 +20,20 @@ from bdunlearn.records import base_record
 def test_the_record_has_a_key_per_control_dataset(compose, tmp_path):
     fx.write_mnist(tmp_path)
     fx.write_cifar10(tmp_path)
-    run = validate(compose(f"paths.data_dir={tmp_path}", "control_datasets=[mnist,cifar10]"))
+    run = validated(compose(f"paths.data_dir={tmp_path}", "control_datasets=[mnist,cifar10]"))
     record = base_record(run)
     for key in ("control_acc_pretrained", "control_acc_backdoored", "control_acc",
                 "control_acc_mnist_pretrained", "control_acc_mnist_backdoored", "control_acc_mnist", "control_acc_cifar10"):  # fmt: skip
         assert key in record and record[key] is None
-    assert "control_acc_mnist" not in base_record(validate(compose()))
-    assert base_record(validate(compose()))["control_acc"] is None  # the contract's keys are there, null, without controls
+    assert "control_acc_mnist" not in base_record(validated(compose()))
+    assert base_record(validated(compose()))["control_acc"] is None  # the contract's keys are there, null, without controls
 
 
 def test_a_control_without_an_official_test_split_uses_its_own_carved_test(tmp_path):
     fx.write_eurosat(tmp_path, per_class=10)
-    cfg = dataset_config("eurosat", PathsConfig(data_dir=str(tmp_path)), image_size=16)
+    cfg = datasets.at_model_size(dataset_config("eurosat", PathsConfig(data_dir=str(tmp_path))), 16)
     cfg.num_workers = 0
-    test = control_split(cfg, cache_dir=None)
+    test = control_split(cfg, None, lambda dataset: make_splits(datasets.load(dataset, None), dataset.splits))
     assert torch.equal(test.images, make_splits(datasets.load(cfg), cfg.splits).test.images) and len(test) == 3
 
 

@@ -349,34 +349,38 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
     ],
 )
 def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
-    from bdunlearn.config import validate
+    from bdunlearn.preflight import validated
     from bdunlearn.errors import UserError
 
     with pytest.raises(UserError, match=None) as info:
-        validate(compose(*overrides))
+        validated(compose(*overrides))
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_the_defense_cache_key_ignores_the_verdicts_settings_but_not_the_inversion(compose):
-    from bdunlearn.config import validate
-    from bdunlearn.pipeline import defense_spec
+    from bdunlearn.config import dataset_config, keys
+    from bdunlearn.preflight import validated
+
+    def defense_spec(run):
+        return keys.defense_spec(run, "fp32", lambda name: dataset_config(name, run.paths))
 
     unknown = ["attack_knowledge=unknown", "inversion=bti_dbf"]
-    default = defense_spec(validate(compose(*unknown)))
-    assert defense_spec(validate(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
+    default = defense_spec(validated(compose(*unknown)))
+    assert defense_spec(validated(compose(*unknown, "inversion.detection_threshold=0.001"))) == default  # a forced run
     verdict = ["inversion.detection=reference", "inversion.reference_threshold=0.9", "inversion.reference_min_flip=0"]
-    assert defense_spec(validate(compose(*unknown, *verdict))) == default
-    assert defense_spec(validate(compose(*unknown, "inversion.norm_bounds=[0.02]"))) != default  # another trigger
-    assert defense_spec(validate(compose("attack_knowledge=unknown", "inversion=decree"))) != default
+    assert defense_spec(validated(compose(*unknown, *verdict))) == default
+    assert defense_spec(validated(compose(*unknown, "inversion.norm_bounds=[0.02]"))) != default  # another trigger
+    assert defense_spec(validated(compose("attack_knowledge=unknown", "inversion=decree"))) != default
 
 
 def test_unknown_knowledge_allows_tbar_on_a_clean_model(compose):
-    from bdunlearn.config import scientific_view, validate
+    from bdunlearn.config import scientific_view
+    from bdunlearn.preflight import validated
 
-    run = validate(compose("attack=none", "defense=tbar", "attack_knowledge=unknown", "inversion=bti_dbf"))
+    run = validated(compose("attack=none", "defense=tbar", "attack_knowledge=unknown", "inversion=bti_dbf"))
     assert run.inversion.name == "bti_dbf" and set(REGISTRY) == {"decree", "bti_dbf"}
     assert scientific_view(run)["inversion"]["name"] == "bti_dbf"
-    assert "inversion" not in scientific_view(validate(compose()))  # known runs keep their hashes
+    assert "inversion" not in scientific_view(validated(compose()))  # known runs keep their hashes
 
 
 def test_cli_refuses_unknown_without_inversion_in_one_line(run_cli):

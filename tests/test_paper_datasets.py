@@ -28,7 +28,7 @@ SIZE = 24  # decoding size in these tests (the model's input size in a run)
 
 
 def config(name: str, root, **changes) -> DatasetConfig:
-    cfg = dataset_config(name, PathsConfig(data_dir=str(root)), image_size=SIZE)
+    cfg = datasets.at_model_size(dataset_config(name, PathsConfig(data_dir=str(root))), SIZE)
     cfg.num_workers = 0
     for key, value in changes.items():
         setattr(cfg, key, value)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bdunlearn.config import CONFIG_DIR, validate
+from bdunlearn.config import CONFIG_DIR
+from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
 from bdunlearn.models import weights
 
@@ -36,7 +37,7 @@ def test_vit_configs_name_open_clip_models_with_openai_and_laion_tags(compose, o
 
 def test_missing_weights_offline_fail_validation_with_the_fix(compose, tmp_path):
     with pytest.raises(UserError) as excinfo:
-        validate(compose("model=vit_b16", f"model.cache_dir={tmp_path}"))
+        validated(compose("model=vit_b16", f"model.cache_dir={tmp_path}"))
     message = str(excinfo.value)
     assert "\n" not in message and "ViT-B-16/openai" in message and "cannot be downloaded offline" in message
     assert "model.cache_dir" in message and "create_model('ViT-B-16', pretrained='openai')" in message
@@ -47,7 +48,7 @@ def test_weights_in_the_hub_cache_are_found(compose, tmp_path, filename):
     cache = fake_hub_cache(tmp_path, HUB_REPOS["ViT-B-16"], filename)
     found = weights.cached_file("ViT-B-16", "openai", str(cache))
     assert found is not None and found.endswith(filename)
-    run = validate(compose("model=vit_b16", f"model.cache_dir={cache}"))
+    run = validated(compose("model=vit_b16", f"model.cache_dir={cache}"))
     assert run.model.name == "ViT-B-16" and run.dataset.image_size is None  # digits are arrays: no storage size
 
 

@@ -43,25 +43,25 @@ def test_paper_experiments_compose_with_the_task_arithmetic_recipe(compose, expe
 
 
 def test_epochs_become_steps_over_the_attackers_training_split(compose):
-    from bdunlearn.config import validate
+    from bdunlearn.preflight import validated
     from bdunlearn.data.splits import split_sizes
 
-    run = validate(compose("finetune.epochs=2.5", "finetune.batch_size=100"))
+    run = validated(compose("finetune.epochs=2.5", "finetune.batch_size=100"))
     train = split_sizes(1797, False, run.dataset.splits)["train"]
     assert run.finetune.steps == math.ceil(2.5 * train / 100)
-    assert validate(compose("finetune.steps=7")).finetune.steps == 7  # no epochs: steps as given
+    assert validated(compose("finetune.steps=7")).finetune.steps == 7  # no epochs: steps as given
 
 
 def test_a_paper_point_validates_on_data_and_weights_in_place(compose, tmp_path):
     """With GTSRB and ImageNet's val folder under dataset.root and the weights in the cache, a point of the
     paper sweep validates: 11 GTSRB epochs become steps, images are stored at the model's 224 px."""
-    from bdunlearn.config import validate
+    from bdunlearn.preflight import validated
     from bdunlearn.data.splits import split_sizes
 
     fx.write_gtsrb(tmp_path / "data", class_ids=tuple(range(43)), per_class=2, test_per_class=1)
     fx.write_imagenet(tmp_path / "data", train=False)
     cache = fake_hub_cache(tmp_path / "hub", "timm/vit_base_patch32_clip_224.openai")
-    run = validate(compose("experiment=paper_classification", "dataset=gtsrb", f"paths.data_dir={tmp_path / 'data'}",
+    run = validated(compose("experiment=paper_classification", "dataset=gtsrb", f"paths.data_dir={tmp_path / 'data'}",
                            f"model.cache_dir={cache}", "defense.num_samples=4"))  # fmt: skip
     train = split_sizes(86, True, run.dataset.splits)["train"]
     assert run.finetune.steps == math.ceil(11 * train / 128) and run.dataset.image_size == 224

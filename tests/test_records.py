@@ -4,9 +4,9 @@ from bdunlearn.records import METRIC_KEYS, base_record, summary_table, write_rec
 
 
 def test_record_has_contract_keys_and_is_written_atomically(compose, tmp_path):
-    from bdunlearn.config import validate
+    from bdunlearn.preflight import validated
 
-    record = base_record(validate(compose("seed=3", "attack.target_class=4")))
+    record = base_record(validated(compose("seed=3", "attack.target_class=4")))
     for key in ("status", "model", "pretrained", "dataset", "attack", "defense", "seed", "target_class", "poison_rate", "config_hash"):
         assert key in record
     assert all(record[k] is None for k in METRIC_KEYS)
@@ -17,11 +17,11 @@ def test_record_has_contract_keys_and_is_written_atomically(compose, tmp_path):
 
 
 def test_config_hash_ignores_logging_but_not_science(compose):
-    from bdunlearn.config import validate
+    from bdunlearn.preflight import validated
 
-    base = base_record(validate(compose()))["config_hash"]
-    assert base_record(validate(compose("logger.wandb.project=other", "eval_batch_size=7")))["config_hash"] == base
-    assert base_record(validate(compose("seed=1")))["config_hash"] != base
+    base = base_record(validated(compose()))["config_hash"]
+    assert base_record(validated(compose("logger.wandb.project=other", "eval_batch_size=7")))["config_hash"] == base
+    assert base_record(validated(compose("seed=1")))["config_hash"] != base
 
 
 def test_summary_table_shows_three_rows():

@@ -39,7 +39,8 @@ class ModelConfig:
     name: str = MISSING  # open_clip architecture name
     pretrained: Optional[str] = None  # open_clip pretrained tag; null: use `pretrain`
     cache_dir: Optional[str] = None  # where open_clip keeps downloaded weights
-    pretrain: Optional[PretrainConfig] = None
+    # a PretrainConfig (typed at validation: OmegaConf cannot override an unset structured node from the command line)
+    pretrain: Optional[Any] = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bdunlearn.config import checks
 from bdunlearn.config.schema import (
     ATTACK_KNOWLEDGE, DEVICES, PRECISIONS, SETTINGS, WANDB_MODES, AnalysisConfig, DatasetConfig, ModelConfig,
-    RunConfig, SplitsConfig,
+    PretrainConfig, RunConfig, SplitsConfig,
 )  # fmt: skip
 from bdunlearn.errors import UserError
 from bdunlearn.models.architectures import architecture
@@ -143,6 +143,8 @@ def validate(cfg: DictConfig | dict, plugins) -> RunConfig:
     unknown = sorted(set(rest) - set(RunConfig.__dataclass_fields__))
     checks.require(not unknown, f"unknown top-level config key(s): {', '.join(unknown)}")
     run: RunConfig = typed({**rest, "attack": None, "defense": None}, RunConfig, "")
+    if run.model.pretrain is not None:
+        run.model.pretrain = typed(run.model.pretrain, PretrainConfig, "model.pretrain")
     run.attack = typed(cfg["attack"], attack_cls.Config, "attack")
     run.defense = typed(cfg["defense"], defense.Config, "defense")
     run.inversion = _typed_inversion(run, cfg.get("inversion"), plugins.inversions)
