@@ -108,6 +108,12 @@ class RunContext:
         return keys.defense_spec(self.cfg, precision, load, digest)
 
 
+def prepare_spec(cfg: RunConfig, kind: str) -> dict:
+    """The cache spec of the run's ``kind`` of artifact (see ``RunContext.spec``) without setting the run up."""
+    device = resolve_device(cfg.device)
+    return RunContext(cfg, device, resolve_precision(cfg.precision, device), None, settings.REGISTRY[cfg.setting]).spec(kind)
+
+
 def prepare(cfg: RunConfig) -> RunContext:
     """Set a run up to the point where theta_b is made: device, splits, theta_pre (cached), its zero-shot
     classifier, the setting's data (pairs), the control datasets and the attack (prepared against theta_pre)."""
@@ -151,13 +157,15 @@ def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
     return {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in state.items()}
 
 
-def obtain_backdoored(ctx: RunContext, run_dir: Path) -> tuple[StateDict, bool]:
-    """theta_b: the handed checkpoint, or the setting's attack fine-tune (cached); its poisoned ids in the run dir."""
+def obtain_backdoored(ctx: RunContext, run_dir: Path | None = None) -> tuple[StateDict, bool]:
+    """theta_b: the handed checkpoint, or the setting's attack fine-tune (cached); its poisoned ids in the run dir
+    (when there is one)."""
     if ctx.cfg.backdoored_checkpoint:
         return load_handed_checkpoint(ctx.cfg.backdoored_checkpoint, ctx.clip, ctx.cfg.model.name), False
     state, from_cache, meta = ctx.setting.obtain_backdoored(ctx, lambda spec: ctx.resume("backdoored", spec))
-    record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
-    write_json_atomic(run_dir / "poisoned_indices.json", record)
+    if run_dir is not None:
+        record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
+        write_json_atomic(run_dir / "poisoned_indices.json", record)
     return state, from_cache
 
 
@@ -195,13 +203,18 @@ def defend(ctx: RunContext, backdoored: StateDict, attack: Attack, target_class:
     return defenses.REGISTRY[ctx.cfg.defense.name].defend(inputs, ctx.cfg.defense)
 
 
+def obtain_clean_reference(ctx: RunContext) -> StateDict:
+    """theta_c: the attacker's recipe on the clean training split (``attack=none``, the same seed; cached)."""
+    clean_cfg = analysis.clean_model_config(ctx.cfg)
+    resume = lambda spec: ctx.resume("backdoored", spec)  # noqa: E731
+    state, _, _ = ctx.setting.obtain_backdoored(ctx, resume, cfg=clean_cfg, attack=attacks.build(clean_cfg.attack))
+    return state
+
+
 def analyse(ctx: RunContext, backdoored: StateDict, run_dir: Path, trigger_vector: StateDict | None) -> dict:
     """``analysis.*``: theta_c (the attacker's recipe on clean data, cached), its metrics, and the diagnostics of
     ``bdunlearn.analysis``."""
-    clean_cfg = analysis.clean_model_config(ctx.cfg)
-    clean_state, _, _ = ctx.setting.obtain_backdoored(
-        ctx, lambda spec: ctx.resume("backdoored", spec), cfg=clean_cfg, attack=attacks.build(clean_cfg.attack)
-    )
+    clean_state = obtain_clean_reference(ctx)
     record = ctx.evaluator(clean_state).as_dict("_clean_model")
     context = analysis.Context(
         cfg=ctx.cfg, classifier=ctx.classifier, pretrained=ctx.pretrained, backdoored=backdoored, clean_model=clean_state,

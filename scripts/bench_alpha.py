@@ -15,35 +15,20 @@ import sys
 import time
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from bdunlearn import attacks, pipeline, task_vectors
-from bdunlearn.cache import ArtifactCache
-from bdunlearn.config import CONFIG_DIR, validate
+from bdunlearn import api, pipeline, task_vectors
 from bdunlearn.data.poison import clean, triggered_target_set
 from bdunlearn.defenses.base import DefenseInputs
 from bdunlearn.defenses.tbar import alpha_scan
-from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
-from bdunlearn.runtime import resolve_device, resolve_precision
 from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
 
 
 def main() -> None:
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="bench_alpha"):
-        cfg = validate(compose(config_name="config", overrides=sys.argv[1:] + ["logger.wandb.mode=disabled"]))
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
-    splits = pipeline.load_splits(cfg.dataset)
-    splits = pipeline.Splits(**{k: getattr(splits, k).to(device) for k in ("train", "defense", "val", "test")})
-    clip, tokenizer, preprocess = pipeline.build_model(cfg.model, device)
-    pretrained = pipeline.obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
-    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
-    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
-    attack = attacks.build(cfg.attack)
-    backdoored, _, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
-    tbar, ft = cfg.defense, cfg.finetune
-    size = preprocess.image_size
+    cfg = api.config(sys.argv[1:] + ["logger.wandb.mode=disabled"])
+    ctx = pipeline.prepare(cfg)
+    backdoored, _ = pipeline.obtain_backdoored(ctx)
+    clip, classifier, splits, attack, pretrained = ctx.clip, ctx.classifier, ctx.splits, ctx.attack, ctx.pretrained
+    device, precision, tbar, ft, size = ctx.device, ctx.precision, cfg.defense, cfg.finetune, ctx.preprocess.image_size
 
     clip.load_state_dict(backdoored)
     samples = splits.defense.subset(torch.randperm(len(splits.defense), generator=torch.Generator().manual_seed(0))[: tbar.num_samples])

@@ -23,44 +23,26 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from disentanglement import compose  # noqa: E402
 from machine import describe as hardware  # noqa: E402
 
-from bdunlearn import attacks, pipeline  # noqa: E402
+from bdunlearn import api, pipeline  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
-from bdunlearn.attacks.base import PrepareContext  # noqa: E402
-from bdunlearn.cache import ArtifactCache  # noqa: E402
 from bdunlearn.inversion import bti_dbf, stage  # noqa: E402
 from bdunlearn.inversion.base import InversionContext, flip_rate, frozen, pool_subset  # noqa: E402
-from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head  # noqa: E402
-from bdunlearn.runtime import resolve_device, resolve_precision  # noqa: E402
 
 log = logging.getLogger("bti_dbf_objective")
 
 
 def measure(attack_name: str, seed: int, overrides: list[str]) -> list[dict]:
     """One row for the real trigger and one per candidate generator of this model."""
-    cfg = compose([f"attack={attack_name}", f"seed={seed}", "defense=none", "attack_knowledge=unknown", "inversion=bti_dbf", *overrides])
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
-    splits = pipeline.load_splits(cfg.dataset, pipeline.data_cache(cfg))
-    splits = type(splits)(**{n: getattr(splits, n).to(device) for n in ("train", "defense", "val", "test")})
-    clip, tokenizer, preprocess = pipeline.build_model(cfg.model, device)
-    pretrained = pipeline.obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
-    classifier = ZeroShotClassifier(clip, zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device), preprocess).to(device)
-    attack = attacks.build(cfg.attack)
-    attack.prepare(
-        PrepareContext(
-            classifier=classifier, train=splits.train, image_size=preprocess.image_size, cache=cache,
-            spec={"pretrained": pipeline.pretrained_spec(cfg), "dataset": pipeline.dataset_spec(cfg)},
-        )
-    )  # fmt: skip
-    backdoored, _, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
+    overrides = [f"attack={attack_name}", f"seed={seed}", "defense=none", "attack_knowledge=unknown", "inversion=bti_dbf", *overrides]
+    ctx = pipeline.prepare(api.config(overrides))
+    cfg, classifier, attack = ctx.cfg, ctx.classifier, ctx.attack
+    backdoored, _ = pipeline.obtain_backdoored(ctx)
     inversion = cfg.inversion
-    pool = pool_subset(splits.defense, inversion.num_samples, inversion.seed)
-    context = InversionContext(classifier, pool, preprocess.image_size, cfg.eval_batch_size, precision)
-    candidates, from_cache = stage.invert_cached(inversion, context, backdoored, cache, pipeline.suspect_spec(cfg))
+    pool = pool_subset(ctx.splits.defense, inversion.num_samples, inversion.seed)
+    context = InversionContext(classifier, pool, ctx.preprocess.image_size, cfg.eval_batch_size, ctx.precision)
+    candidates, from_cache = stage.invert_cached(inversion, context, backdoored, ctx.cache, ctx.spec("suspect"))
     classifier.clip.load_state_dict(backdoored)
     features = bti_dbf.TokenFeatures(classifier, inversion.feature_block)
     with frozen(classifier.clip):

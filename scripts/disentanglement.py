@@ -42,27 +42,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe as hardware  # noqa: E402
 
-from bdunlearn import attacks, pipeline, task_vectors  # noqa: E402
+from bdunlearn import api, pipeline, task_vectors  # noqa: E402
 from bdunlearn.analysis import grid_summary, write_grid  # noqa: E402
 from bdunlearn.atomic import atomic_path, write_text_atomic  # noqa: E402
-from bdunlearn.cache import ArtifactCache  # noqa: E402
-from bdunlearn.config import CONFIG_DIR, validate  # noqa: E402
 from bdunlearn.data.poison import triggered_target_set  # noqa: E402
 from bdunlearn.disentanglement import as_rows, disentanglement_grid  # noqa: E402
-from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head  # noqa: E402
-from bdunlearn.runtime import resolve_device, resolve_precision  # noqa: E402
 from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters  # noqa: E402
 
 log = logging.getLogger("disentanglement")
 PREFIX = "visual"  # the tower every fine-tune here trains
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="disentanglement"):
-        return validate(hydra_compose(config_name="config", overrides=overrides))
 
 
 def grid(spec: str) -> list[float]:
@@ -71,10 +59,11 @@ def grid(spec: str) -> list[float]:
     return [round(start + i * step, 10) for i in range(count)]
 
 
-def trigger_task_vector(cfg, classifier, pretrained, attack, splits, preprocess, cache, device, steps: int):
+def trigger_task_vector(ctx, steps: int):
     """τ_t = (θ_pre fine-tuned on every training image triggered and labelled with the target) − θ_pre (cached)."""
+    cfg, classifier, pretrained, attack, splits, device = ctx.cfg, ctx.classifier, ctx.pretrained, ctx.attack, ctx.splits, ctx.device
     recipe = OptimSettings(steps, cfg.finetune.batch_size, cfg.finetune.lr, cfg.finetune.weight_decay, cfg.finetune.warmup_steps)
-    spec = {"backdoored_like": pipeline.backdoored_spec(cfg), "trigger_task_recipe": vars(recipe)}
+    spec = {"backdoored_like": ctx.spec("backdoored"), "trigger_task_recipe": vars(recipe)}
 
     def build():
         classifier.clip.load_state_dict(pretrained)
@@ -82,12 +71,12 @@ def trigger_task_vector(cfg, classifier, pretrained, attack, splits, preprocess,
         params = trainable_parameters(classifier.clip, PREFIX)
         torch.manual_seed(cfg.seed)
         finetune_classifier(
-            classifier, list(params.values()), data, attack, preprocess.image_size, recipe, seed=cfg.seed,
-            desc="trigger task: fine-tune of theta_pre", precision=resolve_precision(cfg.precision, device),
+            classifier, list(params.values()), data, attack, ctx.preprocess.image_size, recipe, seed=cfg.seed,
+            desc="trigger task: fine-tune of theta_pre", precision=ctx.precision,
         )  # fmt: skip
         return task_vectors.clone(classifier.clip.state_dict()), {}
 
-    state, _, _ = cache.get_or_build("trigger_task", spec, build)
+    state, _, _ = ctx.cache.get_or_build("trigger_task", spec, build)
     return {k: v.to(device) for k, v in state.items()}
 
 
@@ -96,26 +85,16 @@ def visual(state: dict) -> dict:
 
 
 def measure(attack_name: str, seed: int, overrides: list[str], alphas: list[float], which: str, steps: int) -> dict:
-    cfg = compose([f"attack={attack_name}", f"seed={seed}", "defense=none", *overrides])
-    clean_cfg = compose(["attack=none", f"seed={seed}", "defense=none", *overrides])
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
-    splits = pipeline.load_splits(cfg.dataset)
-    splits = type(splits)(**{n: getattr(splits, n).to(device) for n in ("train", "defense", "val", "test")})
-    clip, tokenizer, preprocess = pipeline.build_model(cfg.model, device)
-    pretrained = pipeline.obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
-    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
-    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
-    attack = attacks.build(cfg.attack)
-    clean_attack = attacks.build(clean_cfg.attack)
-    clean_state, _, _ = pipeline.obtain_backdoored(clean_cfg, classifier, pretrained, clean_attack, splits, preprocess, cache, device)
+    ctx = pipeline.prepare(api.config([f"attack={attack_name}", f"seed={seed}", "defense=none", *overrides]))
+    cfg, classifier, pretrained, attack, splits, preprocess = ctx.cfg, ctx.classifier, ctx.pretrained, ctx.attack, ctx.splits, ctx.preprocess
+    precision = ctx.precision
+    clean_state = pipeline.obtain_clean_reference(ctx)
     tau_c = task_vectors.subtract(visual(clean_state), pretrained)
     if which == "triggered":
-        finetuned = trigger_task_vector(cfg, classifier, pretrained, attack, splits, preprocess, cache, device, steps)
+        finetuned = trigger_task_vector(ctx, steps)
         tau_t = task_vectors.subtract(visual(finetuned), pretrained)
     else:
-        backdoored, _, _ = pipeline.obtain_backdoored(cfg, classifier, pretrained, attack, splits, preprocess, cache, device)
+        backdoored, _ = pipeline.obtain_backdoored(ctx)
         tau_t = task_vectors.subtract(visual(backdoored), clean_state)
 
     test = splits.test

@@ -22,46 +22,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from bdunlearn import control, pipeline  # noqa: E402
+from bdunlearn import api, pipeline  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
-from bdunlearn.cache import ArtifactCache  # noqa: E402
-from bdunlearn.config import CONFIG_DIR, validate  # noqa: E402
-from bdunlearn.evaluation import evaluate  # noqa: E402
 from bdunlearn.models.architectures import architecture  # noqa: E402
-from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head  # noqa: E402
-from bdunlearn.runtime import configure_backends, resolve_device, resolve_precision  # noqa: E402
 
 log = logging.getLogger("pretrain")
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="pretrain"):
-        return validate(hydra_compose(config_name="config", overrides=overrides))
-
-
 def pretrain(model: str, overrides: list[str]) -> dict:
     """θ_pre of ``model`` under ``overrides`` (built or cached) and its zero-shot accuracy."""
-    cfg = compose([f"model={model}", *overrides])
-    device = resolve_device(cfg.device)
-    configure_backends(device)
-    cache = ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
-    spec = pipeline.pretrained_spec(cfg)
+    cfg = api.config([f"model={model}", *overrides])
+    cache = pipeline.ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache)
+    spec = pipeline.prepare_spec(cfg, "pretrained")
     hit = cache.enabled and cache.load("pretrained", spec) is not None
-    clip, tokenizer, preprocess = pipeline.build_model(cfg.model, device)
     started = time.perf_counter()
-    state = pipeline.obtain_pretrained(cfg, clip, tokenizer, preprocess, cache, device)
+    ctx = pipeline.prepare(cfg)  # theta_pre, built or cached, with the splits, head and controls around it
     wall = time.perf_counter() - started
     meta = cache.load("pretrained", spec)[1] if cache.enabled else {}
-    splits = pipeline.load_splits(cfg.dataset, pipeline.data_cache(cfg))
-    head = zeroshot_head(clip, tokenizer, cfg.dataset.class_names, cfg.dataset.templates, device)
-    classifier = ZeroShotClassifier(clip, head, preprocess).to(device)
-    precision = resolve_precision(cfg.precision, device)
-    metrics = evaluate(classifier, splits.test.to(device), preprocess.image_size, cfg.eval_batch_size, None, precision=precision)
-    controls = control.prepare(cfg, clip, tokenizer, preprocess, device, pipeline.data_cache(cfg))
-    control_acc = control.ControlEvaluator(controls, preprocess.image_size, cfg.eval_batch_size, precision)(state, "")
+    clip, state = ctx.clip, ctx.pretrained
+    metrics = ctx.evaluator(state)
+    control_acc = ctx.controls(state, "")
     arch = architecture(cfg.model.name)
     recipe = cfg.model.pretrain
     return {

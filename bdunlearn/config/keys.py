@@ -19,7 +19,10 @@ from bdunlearn.config.schema import AnalysisConfig, RunConfig
 from bdunlearn.models.architectures import architecture
 
 # The version of the code that builds each cached artifact kind from its spec.
-RECIPES = {"pretrained": 1, "backdoored": 1, "trigger_vector": 1, "inversion": 1, "badclip_patch": 1}
+RECIPES = {
+    "pretrained": 1, "backdoored": 1, "trigger_vector": 1, "inversion": 1, "badclip_patch": 1,
+    "trigger_task": 1,  # scripts/disentanglement.py: theta_pre fine-tuned on the trigger task
+}  # fmt: skip
 
 # Bump when the way contrastive pairs are built or poisoned changes (part of theta_b's spec in that setting).
 PAIRS_RECIPE = 2  # 2: each poisoned pair keeps one target caption drawn from the templates
