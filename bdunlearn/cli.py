@@ -88,6 +88,8 @@ def composition_error(exc: Exception) -> UserError:
     first = first or type(exc).__name__
     if "Ambiguous value for argument" in first:
         first += "; add -m to sweep over the values, or write key=[a,b] for a list"
+    if first.startswith("Could not override") and "not in" in first:  # a key the schema does not have
+        first += "; `bdunlearn --cfg job` lists every key of the chosen config"
     return UserError(first)
 
 

@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rows = [row for attack in args.attacks for seed in args.seeds for row in measure(attack, seed, args.overrides)]
-    norm_bounds = compose(["attack_knowledge=unknown", "inversion=bti_dbf", *args.overrides]).inversion.norm_bounds
+    norm_bounds = api.config(["attack_knowledge=unknown", "inversion=bti_dbf", *args.overrides]).inversion.norm_bounds
     command = "python scripts/bti_dbf_objective.py " + " ".join(sys.argv[1:])
     write_text_atomic(args.out, report(rows, command, list(norm_bounds)))
     print(f"wrote {args.out} ({len(rows)} rows)")

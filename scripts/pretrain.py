@@ -43,7 +43,7 @@ def pretrain(model: str, overrides: list[str]) -> dict:
     metrics = ctx.evaluator(state)
     control_acc = ctx.controls(state, "")
     arch = architecture(cfg.model.name)
-    recipe = cfg.model.pretrain
+    recipe = cfg.model.pretrain if cfg.model.pretrained is None else None
     return {
         "model": model, "name": cfg.model.name, "vision": arch["vision_cfg"], "text": arch["text_cfg"],
         "visual_params": sum(p.numel() for n, p in clip.named_parameters() if n.startswith("visual")),

@@ -51,7 +51,7 @@ def test_default_is_the_documented_recipe(compose):
 def test_vit_b32_composes_with_openai_tag(compose):
     # validating it needs the weights (tests/test_paper_models.py checks that with a stand-in hub cache)
     cfg = compose("model=vit_b32")
-    assert cfg.model.name == "ViT-B-32" and cfg.model.pretrained == "openai" and cfg.model.pretrain is None
+    assert cfg.model.name == "ViT-B-32" and cfg.model.pretrained == "openai"
 
 
 def test_a_bad_value_is_refused_in_process_with_the_key(compose):

@@ -93,6 +93,8 @@ def scientific_view(run: RunConfig) -> dict:
     ``inversion`` is left out when unset (attack_knowledge=known), so known-attack hashes stay as they were;
     so are the keys in ``_OMITTED_WHEN_UNSET``."""
     view = {k: v for k, v in to_dict(run).items() if k not in NON_SCIENTIFIC_KEYS}
+    if view["model"]["pretrained"] is not None:  # published weights: the pretraining recipe is not read
+        view["model"]["pretrain"] = None
     if view.get("inversion") is None:
         view.pop("inversion", None)
     return _omit_unset(view)

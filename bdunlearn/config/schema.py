@@ -24,7 +24,9 @@ class PathsConfig:
 class PretrainConfig:
     """Contrastive pretraining of a model that has no published weights (the project's tiny CLIP)."""
 
-    corpus: list[str] = MISSING  # dataset configs whose training images (their pretrain_fraction), captioned, form the corpus
+    # dataset configs whose training images, captioned, form the corpus: the slice each dataset's
+    # pretrain_fraction sets, from its train split only
+    corpus: list[str] = field(default_factory=lambda: ["${dataset.name}"])
     corpus_fractions: Optional[dict[str, float]] = None  # per corpus dataset: a pretrain_fraction replacing its own
     steps: int = 300
     batch_size: int = 128
@@ -37,10 +39,9 @@ class PretrainConfig:
 @dataclass
 class ModelConfig:
     name: str = MISSING  # open_clip architecture name
-    pretrained: Optional[str] = None  # open_clip pretrained tag; null: use `pretrain`
+    pretrained: Optional[str] = None  # open_clip pretrained tag; null: theta_pre is made by the `pretrain` recipe
     cache_dir: Optional[str] = None  # where open_clip keeps downloaded weights
-    # a PretrainConfig (typed at validation: OmegaConf cannot override an unset structured node from the command line)
-    pretrain: Optional[Any] = None
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # read only when `pretrained` is null
 
 
 @dataclass

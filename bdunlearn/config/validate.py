@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bdunlearn.config import checks
 from bdunlearn.config.schema import (
     ATTACK_KNOWLEDGE, DEVICES, PRECISIONS, SETTINGS, WANDB_MODES, AnalysisConfig, DatasetConfig, ModelConfig,
-    PretrainConfig, RunConfig, SplitsConfig,
+    RunConfig, SplitsConfig,
 )  # fmt: skip
 from bdunlearn.errors import UserError
 from bdunlearn.models.architectures import architecture
@@ -90,7 +90,6 @@ def check_model(cfg: ModelConfig) -> None:
     architecture(cfg.name)
     if cfg.pretrained is not None:
         return
-    checks.require(cfg.pretrain is not None, f"model {cfg.name}: set model.pretrained to an open_clip tag or give a model.pretrain recipe")
     checks.require(len(cfg.pretrain.corpus) > 0, "model.pretrain.corpus is empty; name at least one dataset")
     for name, value in (cfg.pretrain.corpus_fractions or {}).items():
         checks.require(
@@ -143,8 +142,6 @@ def validate(cfg: DictConfig | dict, plugins) -> RunConfig:
     unknown = sorted(set(rest) - set(RunConfig.__dataclass_fields__))
     checks.require(not unknown, f"unknown top-level config key(s): {', '.join(unknown)}")
     run: RunConfig = typed({**rest, "attack": None, "defense": None}, RunConfig, "")
-    if run.model.pretrain is not None:
-        run.model.pretrain = typed(run.model.pretrain, PretrainConfig, "model.pretrain")
     run.attack = typed(cfg["attack"], attack_cls.Config, "attack")
     run.defense = typed(cfg["defense"], defense.Config, "defense")
     run.inversion = _typed_inversion(run, cfg.get("inversion"), plugins.inversions)
