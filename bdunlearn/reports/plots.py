@@ -117,8 +117,8 @@ def plot_tradeoff(
     """Test ``y`` against ASR per group of runs (a defense, an arm): every run faint, the mean ± std bold.
 
     ``faint`` and ``bold`` style the runs' scatter and the mean's errorbar (a ``bold`` without ``fmt`` takes the
-    group's ``marker``); ``backdoored``: θ_b as a black cross; ``claim`` = (ASR bar, y bar): the region that meets the ASR bar shaded
-    and the y bar dotted; the legend goes on the first panel (``last_legend``: the last).
+    group's ``marker``); ``backdoored``: θ_b as a black cross; ``claim`` = (ASR bar, y bar): the region that meets
+    the ASR bar shaded and the y bar dotted; the legend goes on the first panel (``last_legend``: the last).
     """
     fig, axes = panel_grid(len(panels), panel_size, columns)
     colours = plt.get_cmap(palette)
