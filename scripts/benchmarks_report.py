@@ -3,62 +3,29 @@
     python scripts/benchmarks_report.py [--out results/benchmarks.md]
 
 GPU figures come from ``scripts/device_check.sh`` on a GPU machine; until one has been run they are listed
-as not yet measured.
+as not yet measured. The benchmarks and the report: ``bdunlearn.reports.studies.benchmarks``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from bdunlearn.atomic import write_text_atomic
+from bdunlearn.reports.studies import benchmarks
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
 
-from bdunlearn.atomic import write_text_atomic  # noqa: E402
 
-BENCHES = [
-    # (command, key printed last, goal, what it compares)
-    (["scripts/bench_train.py", "--data-pipeline"], "ratio", ">= 0.95", "framework / bare training loop, images/s (tiny CLIP, batch 64)"),
-    (["scripts/bench_triggers.py", "--image-size", "32"], "ratio", ">= 50", "in-place batched / per-image PIL triggers, 256 images of 32x32"),
-    (["scripts/bench_triggers.py", "--image-size", "224"], "ratio", ">= 50", "in-place batched / per-image PIL triggers, 256 images of 224x224"),
-    (["scripts/bench_triggers.py", "--image-size", "32"], "pipeline_ratio", "-", "the same from uint8 images, with the conversion to float (32x32)"),
-    (["scripts/bench_triggers.py", "--image-size", "224"], "pipeline_ratio", "-", "the same from uint8 images, with the conversion to float (224x224)"),
-    (["scripts/bench_alpha.py"], "alpha_scan_over_trigger_finetune", "< 1", "TBAR alpha scan / trigger fine-tune, seconds (default run)"),
-    (["scripts/bench_alpha.py"], "alpha_scan_over_clean_finetune", "< 1", "TBAR alpha scan / full clean fine-tune, seconds (default run)"),
-]
-GPU_ROWS = [
-    "| MFU, ViT-B/32, batch 128, bf16 | not yet measured | >= 35% | `bash scripts/device_check.sh` |",
-    "| MFU, ViT-L/14, batch 128, bf16 | not yet measured | >= 50% | `bash scripts/device_check.sh` |",
-    "| end-to-end tiny run on CUDA | not yet measured | runs | `bash scripts/device_check.sh` |",
-]
-
-
-def threads() -> int:
-    """Intra-op threads the bench processes get (they inherit this environment, OMP_NUM_THREADS included)."""
-    import torch
-
-    return torch.get_num_threads()
-
-
-def meets(value: float, goal: str) -> bool | None:
-    """Whether ``value`` meets a goal written as ">= x" or "< x" (None for a row without a goal)."""
-    kind, _, bound = goal.partition(" ")
-    if kind == ">=":
-        return value >= float(bound)
-    if kind == "<":
-        return value < float(bound)
-    return None
-
-
-def goals_sentence(measured: list[tuple[str, float, str]]) -> str:
-    """One sentence naming the CPU goals this run missed, from (what, value, goal) rows."""
-    missed = [f"{what} ({value:g}, goal {goal})" for what, value, goal in measured if meets(value, goal) is False]
-    return f"Goals missed in this run: {'; '.join(missed)}." if missed else "Every CPU goal is met in this run."
+def run(command: list[str]) -> str:
+    """What a bench script prints (it inherits this environment, OMP_NUM_THREADS included)."""
+    return subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
@@ -66,46 +33,9 @@ def main() -> None:
     parser.add_argument("--out", default="results/benchmarks.md")
     args = parser.parse_args()
     load = os.getloadavg()[0]  # the machine is shared: how busy it was when the run began
-    outputs: dict[tuple[str, ...], str] = {}
-    rows, logs, measured = [], [], []
-    for command, key, goal, what in BENCHES:
-        if tuple(command) not in outputs:
-            done = subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True)
-            outputs[tuple(command)] = done.stdout
-            logs.append(f"$ python {' '.join(command)}\n{done.stdout.strip()}")
-        value = re.findall(rf"^{key}=(\S+)$", outputs[tuple(command)], re.M)[-1]
-        rows.append(f"| {what} | {value} | {goal} | `python {' '.join(command)}` |")
-        measured.append((what, float(value), goal))
-    text = "\n".join([
-        "# Benchmarks",
-        "",
-        f"Produced by `python scripts/benchmarks_report.py` on {datetime.date.today()}: {describe()};",
-        f"{threads()} torch thread(s) per process; 1-minute load average {load:.1f} when it started.",
-        "Each figure is a ratio measured side by side in one process (repeats alternate between the two sides).",
-        "",
-        "| figure | measured | goal | command |",
-        "| --- | --- | --- | --- |",
-        *rows,
-        *GPU_ROWS,
-        "",
-        goals_sentence(measured),
-        "",
-        "The trigger figures time `Attack.apply_`, the in-place trigger that training and evaluation write into the",
-        "float batch they build anyway, against a per-image PIL pipeline (to PIL, trigger, back to a tensor) on the",
-        "same batch; both sides produce the same triggered batch (checked before timing). BadNets writes only its",
-        "patch; Blended reads and writes every pixel once (one `lerp_` pass), so at 224x224 it is bound by memory",
-        "bandwidth. The rows without a goal start both sides from stored uint8 images, so they also charge the",
-        "conversion to float pixels (`to_pixels`, which allocates the batch), work that the trigger rows leave out",
-        "of the batched side. All timings come from a 2-core machine shared with other jobs, so ratios move between",
-        "runs, most at 32x32 where a batched call takes well under a millisecond.",
-        "",
-        "## Output",
-        "",
-        "```text",
-        "\n\n".join(logs),
-        "```",
-        "",
-    ])  # fmt: skip
+    rows, logs, measured = benchmarks.measure(run)
+    threads = torch.get_num_threads()  # intra-op threads: the bench processes inherit this environment
+    text = benchmarks.report(rows, logs, measured, hardware=describe(), threads=threads, load=load)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, text)
     print(text)

@@ -30,10 +30,7 @@ Weights are swapped in place (``load_state_dict`` into one model); evaluation is
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import io
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -43,10 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe as hardware  # noqa: E402
 
 from bdunlearn import api, pipeline, task_vectors  # noqa: E402
-from bdunlearn.analysis import grid_summary, write_grid  # noqa: E402
-from bdunlearn.atomic import atomic_path, write_text_atomic  # noqa: E402
+from bdunlearn.analysis import write_grid  # noqa: E402
+from bdunlearn.atomic import write_text_atomic  # noqa: E402
 from bdunlearn.data.poison import triggered_target_set  # noqa: E402
 from bdunlearn.disentanglement import as_rows, disentanglement_grid  # noqa: E402
+from bdunlearn.reports.criteria import DISENTANGLED_XI  # noqa: E402
+from bdunlearn.reports.studies.disentanglement import save_heatmap, summary  # noqa: E402
 from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters  # noqa: E402
 
 log = logging.getLogger("disentanglement")
@@ -110,68 +109,6 @@ def measure(attack_name: str, seed: int, overrides: list[str], alphas: list[floa
     }  # fmt: skip
 
 
-def save_heatmap(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    alphas = result["alphas"]
-    n = len(alphas)
-    xi = torch.tensor([r["xi"] for r in result["rows"]]).view(n, n).numpy()  # rows: alpha_t, columns: alpha_c
-    figure, axes = plt.subplots(figsize=(5.6, 4.6))
-    image = axes.imshow(xi, origin="lower", cmap="viridis", vmin=0, vmax=max(1.0, float(xi.max())), aspect="auto")
-    labels = [f"{a:g}" for a in alphas]
-    axes.set_xticks(range(n), labels)
-    axes.set_yticks(range(n), labels)
-    axes.set_xlabel("α_c (clean task vector)")
-    axes.set_ylabel("α_t (trigger vector)")
-    for i in range(n):
-        for j in range(n):
-            axes.text(j, i, f"{xi[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white" if xi[i, j] < 0.6 else "black")
-    kind = "fine-tune on triggered data" if result["trigger_vector"] == "triggered" else "θ_b − θ_c"
-    axes.set_title(f"ξ(α_c, α_t): {result['attack']} (τ_t: {kind})\ncos(τ_c, τ_t) = {result['cosine']:.3f}", fontsize=9)
-    figure.colorbar(image, ax=axes, label="ξ (sum of two disagreement rates)")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=130)
-    plt.close(figure)
-    tmp = atomic_path(path)
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def summary(results: list[dict], command: str, low: float) -> str:
-    lines = [
-        "# Weight disentanglement of clean and trigger task vectors",
-        "",
-        "Produced by `scripts/disentanglement.py`; every number is in the CSV beside each heat map.",
-        "",
-        f"- command: `{command}`",
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; hardware: {hardware()}",
-        "- data and model: the embedded default (tiny CLIP, digits at 16×16); ξ on the test split "
-        "(clean images; triggered non-target images)",
-        f"- 'disentangled area': share of grid points with ξ ≤ {low}",
-        "",
-        "| attack | τ_t | cos(τ_c, τ_t) | ‖τ_c‖ | ‖τ_t‖ | ξ(1, 1) | CA at (1, 1) | ASR at (1, 1) | max ξ | disentangled area | map |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for result in results:
-        rows = result["rows"]
-        at_one = next((r for r in rows if r["alpha_c"] == 1.0 and r["alpha_t"] == 1.0), None)
-        area = grid_summary(rows, low)["xi_disentangled_area"]
-        name = f"disentanglement_{result['attack']}{'' if result['trigger_vector'] == 'triggered' else '_difference'}"
-        one = (f"{at_one['xi']:.3f} | {at_one['clean_acc']:.3f} | {at_one['asr']:.3f}") if at_one else "– | – | –"
-        lines.append(
-            f"| `{result['attack']}` | {result['trigger_vector']} | {result['cosine']:.3f} | {result['norm_c']:.3f} | "
-            f"{result['norm_t']:.3f} | {one} | {max(r['xi'] for r in rows):.3f} | {area:.2f} | [png]({name}.png), [csv]({name}.csv) |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attacks", nargs="+", default=["badnets", "blended", "wanet"])
@@ -179,7 +116,7 @@ def main() -> None:
     parser.add_argument("--grid", default="0:2:0.25", help="start:stop:step of both coefficients (default 0:2:0.25)")
     parser.add_argument("--trigger-vector", nargs="+", choices=("triggered", "difference"), default=["triggered"])
     parser.add_argument("--trigger-steps", type=int, default=100, help="steps of the triggered fine-tune of θ_pre")
-    parser.add_argument("--low", type=float, default=0.1, help="ξ at or below this counts as disentangled")
+    parser.add_argument("--low", type=float, default=DISENTANGLED_XI, help="ξ at or below this counts as disentangled")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (after --), e.g. dataset=fashion_mnist")
     args = parser.parse_args()
@@ -196,7 +133,7 @@ def main() -> None:
             log.info("%s (%s): cos %.3f, xi(1,1) in %s", attack_name, which, result["cosine"], args.out / f"{name}.csv")
             results.append(result)
     command = "python scripts/disentanglement.py " + " ".join(sys.argv[1:])
-    write_text_atomic(args.out / "disentanglement.md", summary(results, command, args.low))
+    write_text_atomic(args.out / "disentanglement.md", summary(results, command, args.low, hardware()))
     print(f"wrote {len(results)} heat maps and {args.out / 'disentanglement.md'}")
 
 

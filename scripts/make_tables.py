@@ -11,50 +11,14 @@ ROWS/COLS`` takes comma-separated record keys or ``cfg.<dotted config key>`` col
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import glob
 import sys
 from pathlib import Path
 
-from bdunlearn.atomic import write_text_atomic
 from bdunlearn.errors import UserError
-from bdunlearn.tables import aggregate, load_records, pivot, sweep_command, to_latex, to_markdown
+from bdunlearn.reports.studies.record_tables import make_tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe  # noqa: E402
-
-
-def parse_pivot(text: str) -> tuple[list[str], list[str]]:
-    rows, sep, cols = text.partition("/")
-    rows_list = [c for c in rows.split(",") if c]
-    if not sep or not rows_list:
-        raise UserError(f"--pivot {text!r}: write ROWS/COLS, e.g. attack,defense/dataset (COLS may be empty)")
-    return rows_list, [c for c in cols.split(",") if c]
-
-
-def provenance(sources: list[str], runs: int) -> str:
-    """Who made the table: this command, the sweeps' own commands (from their multirun.yaml), the machine."""
-    sweeps = sorted({m for s in sources for m in (glob.glob(s) or [s]) if (Path(m) / "multirun.yaml").is_file()})
-    lines = [
-        f"Made by `python scripts/make_tables.py {' '.join(sys.argv[1:])}` on {dt.date.today()} ({describe()}) "
-        f"from {runs} ok run records; mean ± std over seeds (one value: a single seed).",
-    ]
-    lines += [f"- sweep `{s}`: `{sweep_command(s)}`" for s in sweeps]
-    return "\n".join(lines) + "\n"
-
-
-def make_tables(sources: list[str], out: Path, name: str, layout: str, metrics: list[str], digits: int) -> str:
-    rows, cols = parse_pivot(layout)
-    frame = load_records(sources)
-    if frame.empty:
-        raise UserError(f"no ok run records under {', '.join(sources)}")
-    long = aggregate(frame, [*rows, *cols], metrics)
-    wide = pivot(long, rows, cols, metrics, digits)
-    markdown = to_markdown(wide)
-    write_text_atomic(out / f"{name}.csv", long.to_csv(index=False))
-    write_text_atomic(out / f"{name}.md", provenance(sources, len(frame)) + "\n" + markdown)
-    write_text_atomic(out / f"{name}.tex", to_latex(wide))
-    return markdown
 
 
 def main() -> None:
@@ -66,8 +30,11 @@ def main() -> None:
     parser.add_argument("--metrics", default="clean_acc,asr", help="comma-separated record keys (default: clean_acc,asr)")
     parser.add_argument("--digits", type=int, default=3)
     args = parser.parse_args()
+    command = f"python scripts/make_tables.py {' '.join(sys.argv[1:])}"
     try:
-        markdown = make_tables(args.sources, args.out, args.name, args.pivot, args.metrics.split(","), args.digits)
+        markdown = make_tables(
+            args.sources, args.out, args.name, args.pivot, args.metrics.split(","), args.digits, command=command, hardware=describe()
+        )
     except UserError as exc:
         print(f"make_tables: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -13,7 +13,6 @@ and the zero-shot clean accuracy of θ_pre on the test split of the run's datase
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 import time
@@ -25,6 +24,7 @@ from machine import describe  # noqa: E402
 from bdunlearn import api, pipeline  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
 from bdunlearn.models.architectures import architecture  # noqa: E402
+from bdunlearn.reports.studies.pretrain import report  # noqa: E402
 
 log = logging.getLogger("pretrain")
 
@@ -56,33 +56,6 @@ def pretrain(model: str, overrides: list[str]) -> dict:
     }  # fmt: skip
 
 
-def report(rows: list[dict], command: str) -> str:
-    lines = [
-        "# θ_pre of the scale ladder",
-        "",
-        f"Produced by `{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; this machine: {describe()}.",
-        "Pretraining seconds are those of the run that built the checkpoint (the cache keeps them; on a machine shared with",
-        "other jobs they are longer than the recipe needs; a pretraining killed and resumed shows the step it resumed from, and",
-        "its seconds add up the sittings whose resumable state kept their time); zero-shot CA is",
-        "θ_pre's on the test split, through the zero-shot head of its own text tower.",
-        "",
-        "| model | architecture (image tower) | image-tower params | all params | corpus | pairs | steps × batch | pretraining s | zero-shot CA | controls |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in rows:
-        v = r["vision"]
-        arch = f"{v['image_size']} px, patch {v['patch_size']}, width {v['width']}, {v['layers']} layers"
-        seconds = f"{r['seconds']:.0f}" if r["seconds"] is not None else "–"
-        if r["resumed_from_step"]:
-            seconds += f" (resumed from step {r['resumed_from_step']})"
-        controls = ", ".join(f"{k.removeprefix('control_acc_')} {v:.3f}" for k, v in r["controls"].items() if k != "control_acc") or "–"
-        lines.append(
-            f"| `{r['model']}` ({r['name']}) | {arch} | {r['visual_params']:,} | {r['params']:,} | {', '.join(r['corpus']) or 'published'} "
-            f"| {r['corpus_size'] or '–'} | {r['steps']} × {r['batch_size']} | {seconds} | {r['zero_shot_ca']:.3f} ({r['dataset']}) | {controls} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny", "small", "medium"], help="conf/model/ options")
@@ -96,7 +69,7 @@ def main() -> None:
         state = "cached" if row["from_cache"] else f"built in {row['seconds']:.0f}s"
         print(f"{model}: {state}; zero-shot CA {row['zero_shot_ca']:.3f} on {row['dataset']}; {row['entry']}", flush=True)
         rows.append(row)
-    text = report(rows, "python scripts/pretrain.py " + " ".join(sys.argv[1:]))
+    text = report(rows, "python scripts/pretrain.py " + " ".join(sys.argv[1:]), describe())
     if args.out is not None:
         write_text_atomic(args.out, text)
         print(f"wrote {args.out}")

@@ -24,6 +24,14 @@ SHRINK = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _config_store():
+    """The schemas in Hydra's ConfigStore, as the command line registers them, for tests that compose in process."""
+    from bdunlearn.plugins import register_configs
+
+    register_configs()
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bdunlearn-cache")

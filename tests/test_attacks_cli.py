@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from conftest import SHRINK
-from omegaconf import OmegaConf
 
-from bdunlearn.config import CONFIG_DIR
+from bdunlearn.attacks.wanet import WaNetConfig
 
 NO_DEFENSE = [o for o in SHRINK if not o.startswith("defense.")] + ["defense=none"]
 
@@ -22,7 +21,7 @@ def test_wanet_run_writes_preview_and_poisoned_and_cross_indices(run_cli):
     with Image.open(run_dir / "triggers.png") as preview:
         assert preview.width > preview.height > 0  # three rows of eight images
     indices = json.loads((run_dir / "poisoned_indices.json").read_text())
-    defaults = OmegaConf.load(CONFIG_DIR / "attack" / "wanet.yaml")
+    defaults = WaNetConfig()
     train_size = 898  # the digits training split (dataset.splits defaults)
     assert len(indices["poisoned"]) == round(defaults.poison_rate * train_size)
     assert len(indices["cross"]) == round(defaults.cross_ratio * len(indices["poisoned"])) > 0

@@ -13,7 +13,7 @@ import torch
 from bdunlearn.config import scientific_view
 from bdunlearn.preflight import validated
 from bdunlearn.data import caption_csv
-from bdunlearn.data.captions import CaptionCorpus, caption_table, captioned
+from bdunlearn.data.captions import caption_table, captioned
 from bdunlearn.data.images import ImageSet
 from bdunlearn.data.poison import choose_pairs, poison_pairs, triggered_target_pairs
 from bdunlearn.errors import UserError

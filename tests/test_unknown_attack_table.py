@@ -1,17 +1,19 @@
-"""scripts/unknown_attack_table.py on run directories laid out as a Hydra sweep writes them."""
+"""The unknown-attack report (``bdunlearn.reports.studies.unknown_attack``, behind scripts/unknown_attack_table.py)
+on run directories laid out as a Hydra sweep writes them; and every script imports."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from bdunlearn.config.keys import INVERSION_VERDICT_KEYS
+from bdunlearn.inversion import REGISTRY
+from bdunlearn.reports.studies import unknown_attack
 
-import unknown_attack_table  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+INVERSIONS = unknown_attack.InversionDefaults.of({name: module.Config for name, module in REGISTRY.items()}, INVERSION_VERDICT_KEYS)
 
 
 def _sweep(root: Path, overrides: list[str], runs: list[dict]) -> Path:
@@ -57,9 +59,10 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
     )  # fmt: skip
     development = _sweep(tmp_path / "dev", ["seed=2"], [(_record("blended", 2, "bti_dbf", 0.9, target_class_estimated=3), ablation)])
     out = tmp_path / "unknown_attack.md"
-    unknown_attack_table.write([known, inverted], [development], out)
+    unknown_attack.write([known, inverted], [development], out, INVERSIONS, "a test machine")
     text = out.read_text()
     assert "`bdunlearn -m attack=badnets seed=0,1`" in text and "`bdunlearn -m inversion=bti_dbf`" in text
+    assert "- hardware: a test machine" in text and "DECREE PL1-norm < 0.022; BTI-DBF flip rate ≥ 0.9." in text
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| `badnets`")}
     assert set(rows) == {"known trigger", "BTI-DBF", "BTI-DBF (threshold 0.001, detection=statistic)"}
     assert "0, 5 (1/2 right)" in rows["BTI-DBF"] and "(0.050, 0.150)" in rows["BTI-DBF"]
@@ -82,7 +85,7 @@ def test_replication_sweeps_get_a_summary_with_seed_ranges_and_the_budgets_kept(
     replication = _sweep(tmp_path / "gpu", ["seed=10,11,12,13,15", "device=cuda"], runs)
     known = _sweep(tmp_path / "known", ["seed=0"], [(_record("wanet", 0, None, 0.3), None)])
     out = tmp_path / "unknown_attack.md"
-    unknown_attack_table.write([known], [], out, replication=[replication], replication_notes=["on a GPU"])
+    unknown_attack.write([known], [], out, INVERSIONS, "a test machine", replication=[replication], replication_notes=["on a GPU"])
     text = out.read_text()
     section = text[text.index("## Replication"):]
     assert "- on a GPU" in section and "`bdunlearn -m seed=10,11,12,13,15 device=cuda`" in section

@@ -1,20 +1,11 @@
-"""Run records → pandas → tables (mean ± std over seeds) in CSV, Markdown and LaTeX.
-
-Each record is one ``result.json``; its run's resolved config (``.hydra/config.yaml`` beside it) is joined
-as ``cfg.<dotted key>`` columns, so tables can group by any setting (e.g. ``cfg.defense.num_samples``).
-"""
+"""Tables from run records: "mean ± std" cells, wide pivots, and their Markdown and LaTeX (booktabs) text."""
 
 from __future__ import annotations
 
-import glob
-import json
+import statistics
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
-
-from bdunlearn.errors import UserError
 
 LABELS = {
     "clean_acc": "CA", "asr": "ASR", "robust_acc": "RA", "clean_acc_retained": "CA kept",
@@ -22,12 +13,23 @@ LABELS = {
     "defense_samples": "samples", "defense_seconds": "seconds", "alpha": "α",
 }  # fmt: skip
 
-
 # Rows in the order a reader expects (the reference first, then TBAR, then the baselines); others after, sorted.
 ORDER = {
     "defense": ("none", "tbar", "finetune", "ft_sam", "cleanclip", "par"),
     "attack": ("none", "badnets", "blended", "wanet", "sig", "badclip"),
 }
+
+
+def ordered(values: Iterable[str], kind: str) -> list[str]:
+    """``values`` (deduplicated) in ``ORDER[kind]``'s order, the ones it does not name after them, sorted."""
+    present = set(values)
+    order = ORDER[kind]
+    return [v for v in order if v in present] + sorted(present - set(order))
+
+
+def rank(kind: str) -> dict[str, int]:
+    """Position of each name in ``ORDER[kind]`` (for sort keys)."""
+    return {name: i for i, name in enumerate(ORDER[kind])}
 
 
 def _order_key(index: pd.Index) -> pd.Index:
@@ -37,62 +39,8 @@ def _order_key(index: pd.Index) -> pd.Index:
     return index.map(lambda v: f"{order.index(v):03d}" if v in order else f"999{v}")
 
 
-def record_paths(sources: Iterable[str]) -> list[Path]:
-    """Every ``result.json`` under each source: a run dir, a sweep dir, a glob of either, or a record file."""
-    found: list[Path] = []
-    for source in sources:
-        matches = [Path(m) for m in sorted(glob.glob(source))] or [Path(source)]
-        for match in matches:
-            if match.is_file() and match.name == "result.json":
-                found.append(match)
-            elif match.is_dir():
-                found.extend(sorted(match.rglob("result.json")))
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    if not unique:
-        raise UserError(f"no result.json under {', '.join(sources)}; give run or sweep directories")
-    return unique
-
-
-def _flatten(node, prefix: str) -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}.{key}"))
-        return out
-    return {prefix: node if not isinstance(node, list) else json.dumps(node)}
-
-
-def load_records(sources: Iterable[str], *, only_ok: bool = True) -> pd.DataFrame:
-    """One row per run record (``status`` ok only, unless told otherwise), with ``run_dir`` and ``cfg.*``."""
-    rows = []
-    for path in record_paths(sources):
-        record = json.loads(path.read_text())
-        if only_ok and record.get("status") != "ok":
-            continue
-        row = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in record.items()}
-        row["run_dir"] = str(path.parent)
-        config = path.parent / ".hydra" / "config.yaml"
-        if config.is_file():
-            row.update(_flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=False), "cfg"))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def aggregate(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-    """Mean, std (sample, ddof=1; NaN for one seed) and count of each metric per group, in long form."""
-    missing = [c for c in [*by, *metrics] if c not in frame.columns]
-    if missing:
-        raise UserError(f"no column {missing[0]!r} in the records; columns: {', '.join(sorted(map(str, frame.columns)))}")
-    parts = []
-    for metric in metrics:
-        values = pd.to_numeric(frame[metric], errors="coerce")
-        stats = values.groupby([frame[c] for c in by], sort=True, dropna=False).agg(["mean", "std", "count"])
-        stats["metric"] = metric
-        parts.append(stats.reset_index())
-    return pd.concat(parts, ignore_index=True)
-
-
 def mean_std(mean: float, std: float, count: int, digits: int = 3) -> str:
+    """The cell of a mean over seeds: "m ± s", just "m" for one seed, "–" for none."""
     if count == 0 or pd.isna(mean):
         return "–"
     if count == 1 or pd.isna(std):
@@ -100,8 +48,27 @@ def mean_std(mean: float, std: float, count: int, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def cell(values: pd.Series, digits: int = 3) -> str:
+    """``mean_std`` of a column's numeric values (others dropped), with pandas' mean and sample std."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return mean_std(values.mean(), values.std(), len(values), digits) if len(values) else "–"
+
+
+def values_cell(values: Iterable, digits: int = 3) -> str:
+    """``mean_std`` of plain record values (None left out), with the statistics module's mean and stdev.
+
+    Kept apart from ``cell`` because the two sums can differ in the last bit, and the tables made with each
+    must not change.
+    """
+    present = [v for v in values if v is not None]
+    if len(present) < 2:
+        return mean_std(present[0], float("nan"), 1, digits) if present else "–"
+    return mean_std(statistics.mean(present), statistics.stdev(present), len(present), digits)
+
+
 def pivot(long: pd.DataFrame, rows: Sequence[str], cols: Sequence[str], metrics: Sequence[str], digits: int = 3) -> pd.DataFrame:
-    """Wide table: one row per ``rows`` group; a "mean ± std" column per (``cols`` value..., metric)."""
+    """Wide table from ``records.aggregate``'s long form: one row per ``rows`` group; a "mean ± std" column per
+    (``cols`` value..., metric)."""
     long = long.assign(cell=[mean_std(m, s, int(n), digits) for m, s, n in zip(long["mean"], long["std"], long["count"])])
     long["metric"] = pd.Categorical(long["metric"], categories=list(metrics), ordered=True)
     wide = long.pivot_table(index=list(rows), columns=[*cols, "metric"], values="cell", aggfunc="first", observed=True)
@@ -154,10 +121,3 @@ def to_latex(wide: pd.DataFrame) -> str:
         lines.append(" & ".join([_tex(k) for k in keys] + [_tex(v if isinstance(v, str) else "–") for v in row]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
-
-
-def sweep_command(sweep_dir: str | Path) -> str:
-    """The command line that produced a sweep, rebuilt from Hydra's ``multirun.yaml``."""
-    overrides = OmegaConf.load(Path(sweep_dir) / "multirun.yaml").hydra.overrides
-    hydra = [o for o in overrides.hydra if not o.startswith("hydra.mode=")]
-    return " ".join(["bdunlearn", "-m", *overrides.task, *hydra])
