@@ -10,13 +10,11 @@ The report itself: ``bdunlearn.reports.studies.attacks``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from bdunlearn.reports.studies import attacks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def main() -> None:

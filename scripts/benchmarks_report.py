@@ -19,8 +19,7 @@ import torch
 from bdunlearn.atomic import write_text_atomic
 from bdunlearn.reports.studies import benchmarks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def run(command: list[str]) -> str:

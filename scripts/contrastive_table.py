@@ -17,8 +17,7 @@ from pathlib import Path
 
 from bdunlearn.reports.studies import contrastive
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def main() -> None:

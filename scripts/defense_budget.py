@@ -12,13 +12,11 @@ point per budget. Every number comes from a ``result.json``. The report itself:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from bdunlearn.reports.studies import defense_budget
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def main() -> None:

@@ -17,8 +17,7 @@ from pathlib import Path
 from bdunlearn.errors import UserError
 from bdunlearn.reports.studies.record_tables import make_tables
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def main() -> None:

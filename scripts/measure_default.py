@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ from pathlib import Path
 from bdunlearn.atomic import write_text_atomic
 from bdunlearn.reports.studies import default_run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def run(cache: Path, run_dir: Path) -> tuple[float, str, dict]:

@@ -27,8 +27,7 @@ from bdunlearn import api
 from bdunlearn.reports.provenance import git_commit
 from bdunlearn.reports.studies import scale
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def fidelity_run() -> tuple[str, str, int]:

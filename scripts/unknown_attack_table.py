@@ -19,15 +19,13 @@ by scripts/device_unknown_attack.sh) a summary of their own. The report itself:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from bdunlearn.config.keys import INVERSION_VERDICT_KEYS
 from bdunlearn.inversion import REGISTRY as INVERSIONS
 from bdunlearn.reports.studies.unknown_attack import InversionDefaults, write
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def main() -> None:
