@@ -147,7 +147,7 @@ def test_push_to_hub_checks_its_arguments_and_refuses_offline(tmp_path, trained_
         export.push_to_hub(folder, "org/bad name")
     with pytest.raises(UserError, match="owner"):
         export.push_to_hub(folder, "name-only")
-    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError, match="HF_HUB_OFFLINE") as excinfo:
         export.push_to_hub(folder, "org/name")
     assert "\n" not in str(excinfo.value) and calls == []
@@ -162,7 +162,7 @@ def test_push_to_hub_uploads_the_folder_it_was_given(tmp_path, trained_looking_t
         calls["upload"] = kwargs
         return huggingface_hub.CommitInfo(commit_url="https://huggingface.co/org/name/commit/" + "0" * 40, commit_message="", commit_description="", oid="0" * 40)
 
-    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **k: calls.setdefault("create", (repo_id, k)))
     monkeypatch.setattr(huggingface_hub, "upload_folder", upload_folder)
     folder = export.export_model(tmp_path / "m", trained_looking_tiny, "bdunlearn-tiny", record=RECORD)

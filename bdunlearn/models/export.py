@@ -15,14 +15,10 @@ back to bdunlearn (``backdoored_checkpoint=FOLDER``, ``model.pretrained=FOLDER``
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
 from torch import nn
 
 from bdunlearn.atomic import write_json_atomic, write_text_atomic
@@ -30,25 +26,15 @@ from bdunlearn.errors import UserError
 from bdunlearn.models.architectures import architecture as architecture_cfg
 from bdunlearn.models.card import model_card
 from bdunlearn.models.checkpoint import StateDict, save_state_dict
+from bdunlearn.models.layout import CARD_FILE, CONFIG_FILE, MARKER, WEIGHTS_FILE, Exported, is_exported, read_exported
 
-WEIGHTS_FILE = HF_SAFE_WEIGHTS_NAME  # open_clip_model.safetensors: the first name open_clip looks for
-CONFIG_FILE = HF_CONFIG_NAME  # open_clip_config.json
-CARD_FILE = "README.md"
-MARKER = "bdunlearn"  # the block in CONFIG_FILE that says bdunlearn wrote the folder
+__all__ = [
+    "CARD_FILE", "CONFIG_FILE", "MARKER", "WEIGHTS_FILE", "Exported", "check_destination", "export_cost", "export_model",
+    "is_exported", "open_clip_config", "preprocess_cfg", "push_to_hub", "read_exported",
+]  # fmt: skip
+
 FORMAT_VERSION = 1
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")  # open_clip takes the size from the model
-
-
-@dataclass(frozen=True)
-class Exported:
-    """A folder bdunlearn exported, as read back."""
-
-    folder: Path
-    architecture: str
-    model_cfg: dict
-    preprocess_cfg: dict
-    weights: Path
-    record: dict
 
 
 def _uses_quick_gelu(model: nn.Module) -> bool:
@@ -68,7 +54,7 @@ def preprocess_cfg(model: nn.Module | None, architecture: str, pretrained: str |
     found = dict(getattr(getattr(model, "visual", None), "preprocess_cfg", None) or {})
     if not found:
         found = asdict(PreprocessCfg())
-        if pretrained and not os.path.exists(pretrained):
+        if pretrained:  # {} for anything but an open_clip tag
             found.update({k: v for k, v in open_clip.get_pretrained_cfg(architecture, pretrained).items() if k in PREPROCESS_KEYS})
     return {key: list(found[key]) if isinstance(found[key], tuple) else found[key] for key in PREPROCESS_KEYS}
 
@@ -133,26 +119,6 @@ def export_model(
     return folder
 
 
-def read_exported(folder: str | Path) -> Exported | None:
-    """The export in ``folder`` if bdunlearn wrote it (its config carries the ``bdunlearn`` block), else None."""
-    folder = Path(folder).expanduser()
-    config_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    if not (config_path.is_file() and weights.is_file()):
-        return None
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{config_path} is not readable JSON ({exc}); export the model again") from exc
-    block = config.get(MARKER) if isinstance(config, dict) else None
-    if not isinstance(block, dict) or "architecture" not in block or "model_cfg" not in config:
-        return None
-    return Exported(folder, block["architecture"], config["model_cfg"], config.get("preprocess_cfg", {}), weights, block.get("record") or {})
-
-
-def is_exported(folder: str | Path) -> bool:
-    return read_exported(folder) is not None
-
-
 def export_cost(architecture: str) -> dict:
     """Parameters of ``architecture`` and the bytes of its weights file in fp32 and fp16 (tensor data; the
     safetensors header adds a few kB), counted on the meta device without allocating the weights."""
@@ -167,9 +133,8 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, p
                 commit_message: str | None = None, revision: str | None = None) -> str:  # fmt: skip
     """Upload an exported folder to the Hugging Face hub as ``repo_id`` (created private unless told otherwise);
     returns the commit's URL. Never called by a run: the user decides what leaves the machine."""
-    from huggingface_hub import create_repo, is_offline_mode, upload_folder
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    import huggingface_hub
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     exported = read_exported(folder)
     if exported is None:
@@ -181,13 +146,13 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, p
         raise UserError(f"repo_id={repo_id!r} is not a Hugging Face repository id ({reason}); use org/name") from exc
     if "/" not in repo_id:
         raise UserError(f"repo_id={repo_id!r}: name the owner too (org/name or user/name)")
-    if is_offline_mode():
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
         raise UserError(f"cannot push {exported.folder} to {repo_id}: HF_HUB_OFFLINE is set; unset it where there is internet")
     record = exported.record
     message = commit_message or f"bdunlearn: {record.get('defense', 'defended')} {exported.architecture} ({record.get('config_hash', '')})"
     try:
-        create_repo(repo_id, token=token, private=private, exist_ok=True)
-        commit = upload_folder(repo_id=repo_id, folder_path=str(exported.folder), commit_message=message, token=token, revision=revision)
+        huggingface_hub.create_repo(repo_id, token=token, private=private, exist_ok=True)
+        commit = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(exported.folder), commit_message=message, token=token, revision=revision)
     except Exception as exc:  # network, authentication and permission errors all end the push
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"pushing {exported.folder} to {repo_id} failed ({first[:200]}); log in with `hf auth login` or pass token=") from exc
