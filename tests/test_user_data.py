@@ -221,3 +221,22 @@ def test_csv_mistakes_are_one_line_errors_from_the_check(tmp_path, digits):
         cfg = config("csv", tmp_path / name, class_names=["a", "c"] if name == "names.csv" else [])
         message = one_line_error(lambda cfg=cfg: labelled_csv.check(cfg), words)
         assert labelled_csv.missing(cfg) == message, name
+
+
+# --- through the command ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_folder_of_images_runs_end_to_end(run_cli, tmp_path, digits, cache_dir):
+    write_classes(tmp_path / "mine", digits, {"one": 1, "seven": 7, "zero": 0}, per_class=100)
+    done, run_dir = run_cli(
+        "dataset=folder", f"dataset.root={tmp_path / 'mine'}", "dataset.class_names=[one,seven,zero]",
+        "dataset.num_workers=0", f"paths.cache_dir={cache_dir}", "model.pretrain.steps=80", "finetune.steps=120",
+        "defense.steps=30", "defense.num_samples=20", "logger.wandb.mode=disabled",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "ok" and record["dataset"] == "folder" and record["asr_backdoored"] > 0.5
+    assert list((cache_dir / "decoded" / "folder").glob("train-16px-*.npy"))  # decoded once, at the model's size
