@@ -160,7 +160,8 @@ def test_push_to_hub_uploads_the_folder_it_was_given(tmp_path, trained_looking_t
 
     def upload_folder(**kwargs):
         calls["upload"] = kwargs
-        return huggingface_hub.CommitInfo(commit_url="https://huggingface.co/org/name/commit/" + "0" * 40, commit_message="", commit_description="", oid="0" * 40)
+        url = "https://huggingface.co/org/name/commit/" + "0" * 40
+        return huggingface_hub.CommitInfo(commit_url=url, commit_message="", commit_description="", oid="0" * 40)
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub, "create_repo", lambda repo_id, **k: calls.setdefault("create", (repo_id, k)))

@@ -102,7 +102,7 @@ def test_a_missing_hub_id_fails_in_a_fresh_process_within_a_second_or_so(tmp_pat
     )
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # the default cache: HF_HOME/hub
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
     seconds = time.perf_counter() - start
     assert done.returncode == 1 and "hf download org/absent" in done.stdout and done.stdout.rstrip().endswith("[]"), done
     assert seconds < 5, seconds  # 0.3 s measured: neither torch nor open_clip is imported to find this out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -108,6 +110,24 @@ def test_val_folder_is_the_test_split_when_there_is_no_test_folder(tmp_path, dig
     write_classes(tmp_path / "val", digits, {"a": 0}, per_class=1, offset=PER_CLASS)
     cfg = config("folder", tmp_path)
     assert datasets.has_official_test(cfg) and len(datasets.read(cfg, "test")) == 1
+
+
+def test_a_class_called_train_is_a_class_not_a_split(tmp_path, digits):
+    write_classes(tmp_path, digits, {"plane": 0, "ship": 1, "train": 2})  # CIFAR-100 has a class "train"
+    cfg = config("folder", tmp_path)
+    assert folder.class_names(cfg) == ["plane", "ship", "train"] and not datasets.has_official_test(cfg)
+    assert sorted(set(datasets.read(cfg, "train").labels)) == [0, 1, 2]
+
+
+def test_the_files_fingerprint_follows_the_content_not_the_name(tmp_path, digits):
+    write_classes(tmp_path / "a", digits, {"x": 0, "y": 1})
+    write_classes(tmp_path / "b", digits, {"x": 0, "y": 1}, offset=PER_CLASS)  # same names, other images
+    first = datasets.files_fingerprint(config("folder", tmp_path / "a"))
+    assert first == datasets.files_fingerprint(config("folder", tmp_path / "a"))
+    assert first != datasets.files_fingerprint(config("folder", tmp_path / "b"))
+    write_image(tmp_path / "a" / "y" / "000.jpg", digits[0][-1])  # an image replaced in place
+    assert first != datasets.files_fingerprint(config("folder", tmp_path / "a"))
+    assert datasets.files_fingerprint(replace(config("folder", tmp_path / "a"), name="digits")) is None  # the registry's
 
 
 def test_class_names_come_from_the_config_then_a_classnames_file(tmp_path, digits):

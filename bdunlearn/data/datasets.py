@@ -210,6 +210,25 @@ def with_class_names(cfg):
     return replace(cfg, class_names=spec.class_names(cfg))
 
 
+def files_fingerprint(cfg) -> str | None:
+    """What identifies a user's own data, whose name (folder, csv) says nothing about its content: a hash of each
+    listed file's path (relative to the data's folder), label, size and modification time, train and test.
+    None for the registry's datasets. For cache keys of anything trained on the data."""
+    if _spec(cfg).class_names is None:
+        return None
+    import hashlib
+
+    root = Path(cfg.root).expanduser()
+    base = root if root.is_dir() else root.parent
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        listing = read(cfg, split)
+        for path, label in zip(listing.paths, listing.labels, strict=True) if listing is not None else ():
+            stat = os.stat(path)
+            digest.update(f"{split}\t{os.path.relpath(path, base)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def has_official_test(cfg) -> bool:
     return _spec(cfg).has_test(cfg)
 

@@ -5,7 +5,8 @@ Layouts under ``dataset.root``:
 - ``<class>/...`` (image files at any depth below each class folder): no official test split, so test,
   validation and the defender's pool are carved from the images by ``dataset.splits`` (``splits.py``);
 - ``train/<class>/...`` plus ``test/<class>/...`` (or ``val/<class>/...``, ImageNet's convention, when there
-  is no ``test/``): the held-out folder is the official test split; ``train/`` alone is carved as above.
+  is no ``test/``) and no other folders: the held-out folder is the official test split; ``train/`` alone is
+  carved as above.
 
 Classes are the folders of the training images in sorted order. Their names in prompts come from, in order:
 ``dataset.class_names`` (one per folder, in that order), ``classnames.txt`` in ``dataset.root`` (one per line,
@@ -26,7 +27,7 @@ from bdunlearn.errors import UserError
 
 CLASS_LIST_FILES = ("classnames.txt", "classnames.yaml", "classnames.yml")
 HELD_OUT_FOLDERS = ("test", "val")
-LAYOUT = "one subfolder per class (or train/ and test/ each holding them)"
+LAYOUT = "one subfolder per class (or only train/ and test/, each holding them)"
 
 
 def root_of(cfg) -> Path:
@@ -110,13 +111,13 @@ def split_folders(cfg) -> tuple[Path, Path | None]:
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
         raise UserError(f"dataset={cfg.name}: dataset.root={cfg.root} {what}; set dataset.root to a folder with {LAYOUT}")
-    if (root / "train").is_dir():
-        held_out = next((root / n for n in HELD_OUT_FOLDERS if (root / n).is_dir()), None)
-        return root / "train", held_out
-    stray = next((n for n in HELD_OUT_FOLDERS if (root / n).is_dir()), None)
-    if stray:
-        raise UserError(f"dataset={cfg.name}: {root} has {stray}/ but no train/; put the training images in {root / 'train'}")
-    return root, None
+    present = subfolders(root)
+    if not present or not set(present) <= {"train", *HELD_OUT_FOLDERS}:
+        return root, None  # class folders (a class may be called "train", as in CIFAR-100)
+    if "train" not in present:
+        raise UserError(f"dataset={cfg.name}: {root} has {present[0]}/ but no train/; put the training images in {root / 'train'}")
+    held_out = next((root / name for name in HELD_OUT_FOLDERS if name in present), None)
+    return root / "train", held_out
 
 
 def class_folders(cfg) -> list[str]:

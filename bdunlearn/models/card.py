@@ -73,12 +73,16 @@ def model_card(architecture: str, record: dict, command: str | None, precision: 
         title,
         _story(architecture, record),
         "## Numbers\n\n" + _metrics(record),
-        "## Use\n\n```python\nimport open_clip\n\n"
-        'model, _, preprocess = open_clip.create_model_and_transforms("local-dir:/path/to/this/folder")  # or "hf-hub:org/name"\n'
-        'tokenizer = open_clip.get_tokenizer("local-dir:/path/to/this/folder")\n```\n\n'
-        f"Weights: `open_clip_model.safetensors` ({precision}). bdunlearn recognises this folder, so it can be "
-        "defended again (`backdoored_checkpoint=/path/to/this/folder`).",
+        (
+            "## Use\n\n```python\nimport open_clip\n\n"
+            'model, _, preprocess = open_clip.create_model_and_transforms("local-dir:/path/to/this/folder")  # or "hf-hub:org/name"\n'
+            'tokenizer = open_clip.get_tokenizer("local-dir:/path/to/this/folder")\n```\n\n'
+            f"Weights: `open_clip_model.safetensors` ({precision}). bdunlearn recognises this folder, so it can be "
+            "defended again (`backdoored_checkpoint=/path/to/this/folder`)."
+        ),
         f"## Reproduce\n\nConfig hash `{record.get('config_hash')}`, seed {_plain(record.get('seed'))}, made by\n\n{command_block}",
-        "## Caveats\n\nASR is measured with the attack's own trigger; a low ASR does not show that no other backdoor "
-        "remains. The weights derive from the starting weights named above, whose license applies.",
+        (
+            "## Caveats\n\nASR is measured with the attack's own trigger; a low ASR does not show that no other backdoor "
+            "remains. The weights derive from the starting weights named above, whose license applies."
+        ),
     ]) + "\n"  # fmt: skip

@@ -59,7 +59,10 @@ def preprocess_cfg(model: nn.Module | None, architecture: str, pretrained: str |
     return {key: list(found[key]) if isinstance(found[key], tuple) else found[key] for key in PREPROCESS_KEYS}
 
 
-def open_clip_config(architecture: str, model: nn.Module | None = None, pretrained: str | None = None, record: dict | None = None, command: str | None = None) -> dict:
+def open_clip_config(
+    architecture: str, model: nn.Module | None = None, pretrained: str | None = None, record: dict | None = None,
+    command: str | None = None,
+) -> dict:
     """The contents of ``open_clip_config.json`` for a model of ``architecture``."""
     model_cfg = architecture_cfg(architecture)
     if model is not None and _uses_quick_gelu(model) and not model_cfg.get("quick_gelu"):
@@ -149,11 +152,16 @@ def push_to_hub(folder: str | Path, repo_id: str, *, token: str | None = None, p
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         raise UserError(f"cannot push {exported.folder} to {repo_id}: HF_HUB_OFFLINE is set; unset it where there is internet")
     record = exported.record
-    message = commit_message or f"bdunlearn: {record.get('defense', 'defended')} {exported.architecture} ({record.get('config_hash', '')})"
+    defense, config_hash = record.get("defense", "defended"), record.get("config_hash", "")
+    message = commit_message or f"bdunlearn: {defense} {exported.architecture} ({config_hash})"
     try:
         huggingface_hub.create_repo(repo_id, token=token, private=private, exist_ok=True)
-        commit = huggingface_hub.upload_folder(repo_id=repo_id, folder_path=str(exported.folder), commit_message=message, token=token, revision=revision)
+        commit = huggingface_hub.upload_folder(
+            repo_id=repo_id, folder_path=str(exported.folder), commit_message=message, token=token, revision=revision
+        )
     except Exception as exc:  # network, authentication and permission errors all end the push
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"pushing {exported.folder} to {repo_id} failed ({first[:200]}); log in with `hf auth login` or pass token=") from exc
+        raise UserError(
+            f"pushing {exported.folder} to {repo_id} failed ({first[:200]}); log in with `hf auth login` or pass token="
+        ) from exc
     return getattr(commit, "commit_url", str(commit))

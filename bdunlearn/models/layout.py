@@ -51,7 +51,8 @@ def read_exported(folder: str | Path) -> Exported | None:
     block = config.get(MARKER) if isinstance(config, dict) else None
     if not isinstance(block, dict) or "architecture" not in block or "model_cfg" not in config:
         return None
-    return Exported(folder, block["architecture"], config["model_cfg"], config.get("preprocess_cfg", {}), weights, block.get("record") or {})
+    preprocess, record = config.get("preprocess_cfg", {}), block.get("record") or {}
+    return Exported(folder, block["architecture"], config["model_cfg"], preprocess, weights, record)
 
 
 def is_exported(folder: str | Path) -> bool:

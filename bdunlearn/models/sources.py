@@ -87,7 +87,8 @@ def _with_config(source: Source, config: Path, key: str) -> Source:
         model_cfg = declared["model_cfg"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{key}={source.value}: {config} is not an open_clip config (no model_cfg: {exc}); fix or replace it") from exc
-    return replace(source, model_cfg=model_cfg, preprocess_cfg=declared.get("preprocess_cfg") or None, exported=read_exported(config.parent))
+    preprocess = declared.get("preprocess_cfg") or None
+    return replace(source, model_cfg=model_cfg, preprocess_cfg=preprocess, exported=read_exported(config.parent))
 
 
 def _hub_offline_reason() -> str | None:
