@@ -123,6 +123,7 @@ class DatasetSpec:
     missing_test: Callable[[object], str | None] | None = None  # the same when only test is needed (controls)
     size: Callable[[object], int] | None = None  # official training images, without reading them
     decoded: bool = False  # images are files decoded at dataset.image_size (else arrays at their own size)
+    class_names: Callable[[object], list[str]] | None = None  # a user's data: the class names its files give
 
 
 def _lazy(module: str, name: str) -> Callable:
@@ -155,6 +156,14 @@ def _files(name: str, has_test: Callable[[object], bool] | None = None, missing_
     )  # fmt: skip
 
 
+def _user_data(module: str) -> DatasetSpec:
+    """A user's own images (``folder.py``, ``labelled_csv.py``): decoded, classes named by the data."""
+    return DatasetSpec(
+        read=_lazy(module, "read"), has_test=_lazy(module, "has_test"), missing=_lazy(module, "missing"),
+        decoded=True, class_names=_lazy(module, "class_names"),
+    )  # fmt: skip
+
+
 REGISTRY: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(read=_digits, has_test=_always(False), size=_digits_size),
     "fashion_mnist": DatasetSpec(read=_fashion_mnist, has_test=_always(True), missing=_fashion_missing, size=_fashion_train_size),
@@ -169,6 +178,8 @@ REGISTRY: dict[str, DatasetSpec] = {
     "cars": _files("cars"),
     "resisc45": _files("resisc45"),
     "imagenet": _files("imagenet", missing_test=True),
+    "folder": _user_data("folder"),
+    "csv": _user_data("labelled_csv"),
 }  # fmt: skip
 
 
@@ -185,6 +196,37 @@ def check_available(cfg, need_train: bool = True) -> None:
     reason = missing(cfg)
     if reason:
         raise UserError(reason)
+
+
+def with_class_names(cfg):
+    """``cfg`` with ``class_names`` filled in from the data where the dataset names its classes itself (a user's
+    folder or CSV) and the config leaves them empty; otherwise ``cfg`` itself. UserError if the data is unusable."""
+    spec = _spec(cfg)
+    if spec.class_names is None or cfg.class_names:
+        return cfg
+    check_available(cfg)
+    from dataclasses import replace
+
+    return replace(cfg, class_names=spec.class_names(cfg))
+
+
+def files_fingerprint(cfg) -> str | None:
+    """What identifies a user's own data, whose name (folder, csv) says nothing about its content: a hash of each
+    listed file's path (relative to the data's folder), label, size and modification time, train and test.
+    None for the registry's datasets. For cache keys of anything trained on the data."""
+    if _spec(cfg).class_names is None:
+        return None
+    import hashlib
+
+    root = Path(cfg.root).expanduser()
+    base = root if root.is_dir() else root.parent
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        listing = read(cfg, split)
+        for path, label in zip(listing.paths, listing.labels, strict=True) if listing is not None else ():
+            stat = os.stat(path)
+            digest.update(f"{split}\t{os.path.relpath(path, base)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def has_official_test(cfg) -> bool:

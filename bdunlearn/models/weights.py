@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 
-def _hub_candidates(hf_hub: str) -> tuple[str, list[str]]:
+def hub_candidates(hf_hub: str) -> tuple[str, list[str]]:
     """(repo id, file names open_clip tries, in order) for a pretrained config's ``hf_hub`` entry
     (as ``open_clip.pretrained.download_pretrained``: "org/repo/" means the default file name)."""
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
@@ -39,7 +39,7 @@ def cached_file(name: str, tag: str, cache_dir: str | None) -> str | None:
     if pcfg.get("hf_hub"):
         from huggingface_hub import try_to_load_from_cache
 
-        repo_id, names = _hub_candidates(pcfg["hf_hub"])
+        repo_id, names = hub_candidates(pcfg["hf_hub"])
         directory = str(Path(cache_dir).expanduser()) if cache_dir else None
         for filename in names:
             found = try_to_load_from_cache(repo_id, filename, cache_dir=directory)
@@ -54,7 +54,7 @@ def cached_file(name: str, tag: str, cache_dir: str | None) -> str | None:
 
 
 @functools.cache
-def _reachable(host: str) -> bool:
+def reachable(host: str) -> bool:
     try:
         socket.create_connection((host, 443), timeout=3).close()
         return True
@@ -80,7 +80,7 @@ def unavailable(name: str, tag: str, cache_dir: str | None) -> str | None:
     host = _source_host(name, tag)
     if constants.HF_HUB_OFFLINE:
         why = "HF_HUB_OFFLINE is set"
-    elif not _reachable(host):
+    elif not reachable(host):
         why = f"{host} cannot be reached"
     else:
         return None  # open_clip will download them

@@ -14,7 +14,7 @@ from bdunlearn.errors import UserError
 ARCHITECTURE_DIR = Path(__file__).parent
 
 
-def _open_clip_config_dir() -> Path | None:
+def open_clip_config_dir() -> Path | None:
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -23,7 +23,7 @@ def _open_clip_config_dir() -> Path | None:
 
 def architecture(name: str) -> dict:
     """The open_clip architecture dict for ``name`` (UserError if neither this project nor open_clip has it)."""
-    for folder in (ARCHITECTURE_DIR, _open_clip_config_dir()):
+    for folder in (ARCHITECTURE_DIR, open_clip_config_dir()):
         if folder is not None and (folder / f"{name}.json").is_file():
             return json.loads((folder / f"{name}.json").read_text())
     project = sorted(p.stem for p in ARCHITECTURE_DIR.glob("*.json"))
