@@ -130,6 +130,13 @@ def shard_labels(shards: ShardSet) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+def check_unused(out: str | Path) -> None:
+    """Shards are never written over others (a half-overwritten set would mix two datasets)."""
+    base = Path(out).expanduser()
+    if base.is_dir() and (any(base.glob("*.tar")) or (base / MANIFEST).exists()):
+        raise UserError(f"{base} already holds shards; choose an empty folder")
+
+
 def write_shards(
     samples: Iterable[tuple[str, bytes, int | str]],
     out: str | Path,
@@ -143,9 +150,8 @@ def write_shards(
     import webdataset as wds
 
     base = Path(out).expanduser()
+    check_unused(base)
     base.mkdir(parents=True, exist_ok=True)
-    if any(base.glob("*.tar")) or (base / MANIFEST).exists():
-        raise UserError(f"{base} already holds shards; choose an empty folder")
     labels, count, written = [], 0, []  # written: (shard file, samples), as each shard is closed
 
     def closed(fname: str) -> None:
