@@ -118,3 +118,49 @@ def finetune_pairs_streamed(
     return _train_mode(classifier, schedule, lambda: fit(
         params, loss_fn, schedule, settings, desc, generator=generator, resume=resume, precision=precision
     ))  # fmt: skip
+
+
+@torch.inference_mode()
+def evaluate_streamed(
+    classifier: nn.Module,
+    data: StreamedSplit,
+    image_size: int,
+    batch_size: int,
+    attack: Attack | None,
+    target_class: int | None = None,
+    seed: int = 0,
+    precision: Precision = FP32,
+):
+    """``evaluation.evaluate`` on a streamed split (one pass): CA on every image, ASR and RA on the non-target
+    images with the trigger. Equal to evaluating the split in memory for a trigger without randomness; a trigger
+    placed at random draws its positions in streaming order instead (the same distribution)."""
+    from bdunlearn.evaluation import Metrics
+
+    refresh = getattr(classifier, "refresh_head", None)
+    if refresh is not None:
+        refresh()
+    classifier.eval()
+    device = classifier.head.device
+    target = None if attack is None else attack.target_class if target_class is None else target_class
+    generator = torch.Generator().manual_seed(seed)
+    correct = victims = hits = robust = total = 0
+    for batch in data.batches(batch_size):
+        batch = batch.to(device, non_blocking=True)
+        with precision.autocast():
+            correct += int((classifier(to_pixels(batch.images, image_size)).argmax(-1) == batch.targets).sum())
+        total += len(batch)
+        if attack is None:
+            continue
+        mask = batch.targets != target
+        if bool(mask.any()):
+            pixels = attack.apply_(to_pixels(batch.images[mask], image_size), generator)
+            with precision.autocast():
+                predicted = classifier(pixels).argmax(-1)
+            victims += int(mask.sum())
+            hits += int((predicted == target).sum())
+            robust += int((predicted == batch.targets[mask]).sum())
+    if total == 0:
+        raise ValueError("cannot evaluate an empty split")
+    if attack is None:
+        return Metrics(clean_acc=correct / total, asr=None, robust_acc=None)
+    return Metrics(clean_acc=correct / total, asr=hits / max(victims, 1), robust_acc=robust / max(victims, 1))

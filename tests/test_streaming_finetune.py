@@ -93,3 +93,18 @@ def test_streamed_and_in_memory_contrastive_fine_tunes_are_identical(tmp_path):
 
     assert got.losses == expected.losses
     assert all(torch.equal(a, b) for a, b in zip(_weights(streamed), _weights(in_memory), strict=True))
+
+
+def test_streamed_evaluation_equals_the_in_memory_one(tmp_path):
+    from bdunlearn.evaluation import evaluate
+    from bdunlearn.streaming import evaluate_streamed
+
+    files = _files(tmp_path, count=20)
+    classifier = _classifier()
+    attack = BadNets(target_class=1, poison_rate=0.1, patch_size=4, location="bottom_right")
+    memory = decode(files, SIZE, dataset="t", split="test", root="/", num_workers=0, cache_dir=None)
+    expected = evaluate(classifier, memory, SIZE, 6, attack)
+    got = evaluate_streamed(classifier, stream.from_file_list(files, SIZE, num_workers=0), SIZE, 6, attack)
+    assert expected.asr is not None
+    for name in ("clean_acc", "asr", "robust_acc"):  # counts over the same predictions; float32 means in memory
+        assert getattr(got, name) == pytest.approx(getattr(expected, name), abs=1e-6)

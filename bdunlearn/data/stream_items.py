@@ -94,8 +94,8 @@ def collate(items: list[Item]) -> StreamBatch:
     images, targets, index, triggered, cross, readable = zip(*items, strict=True)
     first = targets[0]
     stacked = torch.stack(targets) if isinstance(first, torch.Tensor) else torch.tensor(targets, dtype=torch.long)
-    return StreamBatch(
-        images=torch.stack(images), targets=stacked, index=torch.tensor(index, dtype=torch.long),
+    return StreamBatch(  # default_collate stacks straight into shared memory in a worker: no copy to send it
+        images=torch.utils.data.default_collate(list(images)), targets=stacked, index=torch.tensor(index, dtype=torch.long),
         triggered=torch.tensor(triggered), cross=torch.tensor(cross), readable=torch.tensor(readable),
     )  # fmt: skip
 
