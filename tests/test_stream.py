@@ -3,6 +3,9 @@ worker count, exact resumption, one-line errors; and the storage rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +73,7 @@ def test_shard_poisoning_is_by_index_whatever_the_worker_count(files, tmp_path):
     split = stream.from_shards(folder, SIZE).with_poison(StreamPoison(triggered=poisoned))
     for workers in (0, 1, 3):
         seen = {}
-        for batch in split.__class__(**{**split.__dict__, "num_workers": workers}).batches(5):
+        for batch in replace(split, num_workers=workers).batches(5):
             for i, index in enumerate(batch.index.tolist()):
                 seen[index] = bool(batch.triggered[i])
                 assert torch.equal(batch.images[i], memory.images[index])
@@ -100,7 +103,7 @@ def test_shard_training_stream_flags_poison_and_resumes_exactly(files, tmp_path)
 
 def test_subsets_keep_in_memory_numbering(files, tmp_path):
     folder = _shards(tmp_path, files, maxcount=7)
-    part = np.array([3, 9, 10, 25])
+    part = np.array([25, 3, 10, 9])  # split order, as a permutation carves it
     by_shards = stream.from_shards(folder, SIZE, num_workers=0).subset(torch.from_numpy(part)).to_memory()
     by_files = stream.from_file_list(files, SIZE, num_workers=0).subset(part).to_memory()
     whole = decode(files, SIZE, dataset="t", split="train", root="/", num_workers=0, cache_dir=None).subset(torch.from_numpy(part))
@@ -155,3 +158,15 @@ def test_storage_rule():
     assert choose_storage("auto", 1, 8) == "memory"  # against this machine's memory
     with pytest.raises(UserError, match="dataset.storage='disk'"):
         choose_storage("disk", 1, 8)
+
+
+def test_streamed_splits_are_the_in_memory_splits(files):
+    from bdunlearn.data.datasets import RawDataset
+    from bdunlearn.data.splits import make_splits
+
+    cfg = SimpleNamespace(seed=5, test_fraction=0.2, val_fraction=0.1, defense_fraction=0.1, max_val_samples=None)
+    memory = make_splits(RawDataset(decode(files, SIZE, dataset="t", split="train", root="/", num_workers=0, cache_dir=None), None), cfg)
+    streamed = stream.streamed_splits(stream.from_file_list(files, SIZE, num_workers=0), None, cfg)
+    for name, part in streamed.items():
+        got = part.to_memory()
+        assert torch.equal(got.images, getattr(memory, name).images) and torch.equal(got.labels, getattr(memory, name).labels), name

@@ -27,6 +27,7 @@ from bdunlearn import distributed
 from bdunlearn.data import shards as shard_io
 from bdunlearn.data.decoded import FileList
 from bdunlearn.data.images import BatchSchedule, ImageSet
+from bdunlearn.data.splits import split_indices
 from bdunlearn.data.stream_items import FileItems, ItemMaker, ShardItems, StreamBatch, StreamPoison, StringTable, collate
 from bdunlearn.errors import UserError
 
@@ -53,20 +54,20 @@ class FileSource:
 
 @dataclass(frozen=True)
 class ShardSource:
-    """The samples of a shard set whose indices are in ``members`` (sorted; None: all of them)."""
+    """The samples of a shard set at ``members`` (sample indices in split order: item i of the split is sample
+    ``members[i]``, as an in-memory split carved by the same indices numbers it; None: all samples in order)."""
 
     shards: shard_io.ShardSet
     members: np.ndarray | None = None
-    labels: np.ndarray | None = None  # class shards: the members' labels
+    labels: np.ndarray | None = None  # class shards: the split's labels, in split order
 
     def __len__(self) -> int:
         return len(self.shards) if self.members is None else len(self.members)
 
     def subset(self, index: np.ndarray) -> ShardSource:
         members = np.arange(len(self.shards), dtype=np.int64) if self.members is None else self.members
-        chosen = np.sort(members[index])
-        labels = self.labels[np.searchsorted(members, chosen)] if self.labels is not None else None
-        return ShardSource(self.shards, chosen, labels)
+        labels = self.labels[index] if self.labels is not None else None
+        return ShardSource(self.shards, members[index], labels)
 
 
 @dataclass(frozen=True)
@@ -219,3 +220,11 @@ def from_shards(folder: str, image_size: int, tokenizer=None, num_workers: int =
     labels = shard_io.shard_labels(shards) if shards.kind == "classes" else None
     return StreamedSplit(ShardSource(shards, None, labels), image_size, tokenizer=tokenizer if shards.kind == "captions" else None,
                          num_workers=num_workers, shuffle_buffer=shuffle_buffer)  # fmt: skip
+
+
+def streamed_splits(train: StreamedSplit, test: StreamedSplit | None, cfg) -> dict[str, StreamedSplit]:
+    """The parts ``splits.make_splits`` carves (``cfg``: ``dataset.splits``), as streamed splits numbered as the
+    in-memory parts are: train, defense, val and test (carved from train when ``test`` is None)."""
+    parts = split_indices(len(train), test is not None, cfg)
+    carved = {name: train.subset(index) for name, index in parts.items()}
+    return {"train": carved["train"], "defense": carved["defense"], "val": carved["val"], "test": test or carved["test"]}

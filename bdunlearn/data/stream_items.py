@@ -144,7 +144,10 @@ class ShardItems(torch.utils.data.IterableDataset):
     def __init__(self, shards: shard_io.ShardSet, members: np.ndarray | None, make: ItemMaker, batch_size: int, *,
                  seed: int = 0, start_step: int = 0, shuffle_buffer: int = 1000, rank: int = 0, world: int = 1,
                  passes: int | None = None):  # fmt: skip
-        self.shards, self.members, self.make = shards, members, make
+        self.shards, self.make = shards, make
+        # sample index -> index in the split, by binary search over the members in sample order
+        self.sorted_members = None if members is None else np.sort(members)
+        self.split_index = None if members is None else np.argsort(members, kind="stable")
         self.batch_size, self.seed, self.start_step, self.buffer = batch_size, seed, start_step, shuffle_buffer
         self.rank, self.world, self.passes = rank, world, passes
 
@@ -158,10 +161,11 @@ class ShardItems(torch.utils.data.IterableDataset):
 
     def _local(self, sample_index: int) -> int | None:
         """The sample's index in the split (None: not in it)."""
-        if self.members is None:
+        if self.sorted_members is None:
             return sample_index
-        k = int(np.searchsorted(self.members, sample_index))
-        return k if k < len(self.members) and self.members[k] == sample_index else None
+        k = int(np.searchsorted(self.sorted_members, sample_index))
+        hit = k < len(self.sorted_members) and self.sorted_members[k] == sample_index
+        return int(self.split_index[k]) if hit else None
 
     def _raw(self, shard_order: Iterator[int]) -> Iterator[tuple[dict, int]]:
         offsets = self.shards.offsets()
