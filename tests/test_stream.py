@@ -124,6 +124,9 @@ def test_caption_shards_carry_tokens_and_target_captions(tmp_path, files):
     rows = {int(i): (t.tolist(), bool(f)) for b in split.batches(5) for i, t, f in zip(b.index, b.targets, b.triggered, strict=True)}
     assert rows[2] == ([7, 7], True) and rows[9] == ([8, 8], True)
     assert rows[3] == (tokenize(["caption number 3"])[0].tolist(), False)
+    corpus = split.to_corpus()
+    assert len(corpus) == 12 and corpus.caption_tokens[9, 0].tolist() == [8, 8] and corpus.triggered.nonzero().flatten().tolist() == [2, 9]
+    assert torch.equal(corpus.images, stream.from_file_list(FileList(files.paths[:12], (0,) * 12), SIZE, 0).to_memory().images)
 
 
 def test_an_unreadable_image_is_one_line(tmp_path, files):

@@ -25,6 +25,7 @@ import torch
 
 from bdunlearn import distributed
 from bdunlearn.data import shards as shard_io
+from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.decoded import FileList
 from bdunlearn.data.images import BatchSchedule, ImageSet
 from bdunlearn.data.splits import split_indices
@@ -156,12 +157,29 @@ class StreamedSplit:
             _check_readable(batch, self.describe)
             yield batch
 
-    def to_memory(self, batch_size: int = 256) -> ImageSet:
-        """The whole split decoded into memory, in index order (for a split small enough)."""
+    def _decoded(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = torch.empty((len(self), 3, self.image_size, self.image_size), dtype=torch.uint8)
+        tokens = None
         for batch in self.batches(batch_size):
             images[batch.index] = batch.images
-        return ImageSet(images, self.labels() if self.source.labels is not None else torch.zeros(len(self), dtype=torch.long))
+            if batch.targets.ndim == 2:
+                tokens = tokens if tokens is not None else batch.targets.new_zeros((len(self), batch.targets.shape[1]))
+                tokens[batch.index] = batch.targets
+        return images, tokens
+
+    def to_memory(self, batch_size: int = 256) -> ImageSet:
+        """A labelled split decoded into memory, in index order (for a split small enough)."""
+        return ImageSet(self._decoded(batch_size)[0], self.labels())
+
+    def to_corpus(self, batch_size: int = 256) -> CaptionCorpus:
+        """A caption split decoded into memory as a ``CaptionCorpus`` (pair i: image i, caption i; its poisoned
+        pairs flagged and captioned as the stream gives them)."""
+        images, tokens = self._decoded(batch_size)
+        if tokens is None:
+            raise UserError("this streamed split holds labelled images, not image-caption pairs")
+        triggered = torch.zeros(len(self), dtype=torch.bool)
+        triggered[torch.from_numpy(self.poison.triggered)] = True
+        return CaptionCorpus(images, torch.arange(len(self)), tokens.unsqueeze(1), triggered if bool(triggered.any()) else None)
 
     def describe(self, index: int) -> str:
         if isinstance(self.source, FileSource):
