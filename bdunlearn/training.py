@@ -173,7 +173,7 @@ def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerp
 def fit(
     params: list[nn.Parameter],
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
-    schedule: BatchSchedule,
+    schedule: BatchSchedule | Callable[[int], object],
     settings: OptimSettings,
     desc: str,
     *,
@@ -193,9 +193,12 @@ def fit(
     (sharpness-aware minimisation); the recorded loss is the one at the unperturbed weights.
 
     Under torch.distributed (``distributed.init_from_env``) every rank runs this loop on its share of the
-    global batch (``schedule`` gives that share): the ranks start from rank 0's weights, gradients are averaged
-    over the ranks before each step, the recorded losses are the ranks' mean, and only rank 0 saves the state.
+    global batch: a ``BatchSchedule``'s index batches are cut to the rank's share here (a streamed schedule
+    gives per-rank batches itself); the ranks start from rank 0's weights, gradients are averaged over the
+    ranks before each step, the recorded losses are the ranks' mean, and only rank 0 saves the state.
     """
+    if isinstance(schedule, BatchSchedule):
+        schedule = distributed.rank_share(schedule)
     distributed.broadcast_parameters(params)
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
@@ -316,7 +319,7 @@ def fit_classifier(
     sam: Sam | None = None,
 ) -> TrainResult:
     """``fit`` over ``num_samples`` indexed samples with the classifier in training mode, back in eval mode after."""
-    schedule = distributed.rank_share(BatchSchedule(num_samples, settings.batch_size, seed, device=classifier.head.device))
+    schedule = BatchSchedule(num_samples, settings.batch_size, seed, device=classifier.head.device)
     classifier.train()
     try:
         return fit(params, loss_fn, schedule, settings, desc, generator=generator, resume=resume, precision=precision, sam=sam)
