@@ -75,8 +75,8 @@ def _extract_into(folder: str) -> Callable[[list[Path], Path], None]:
                 with zipfile.ZipFile(path) as archive:
                     archive.extractall(target)
             else:
-                with tarfile.open(path) as archive:
-                    archive.extractall(target, filter="data")
+                with tarfile.open(path) as archive:  # the "data" filter refuses links and paths out of target
+                    archive.extractall(target, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 
     return lay_out
 
