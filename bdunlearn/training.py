@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bdunlearn import distributed
 from bdunlearn.atomic import atomic_path
 from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import BatchSchedule, to_pixels
@@ -172,7 +173,7 @@ def _load_state(resume: Resume, params, optimizer, scheduler, generator, fingerp
 def fit(
     params: list[nn.Parameter],
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
-    schedule: BatchSchedule,
+    schedule: BatchSchedule | Callable[[int], object],
     settings: OptimSettings,
     desc: str,
     *,
@@ -190,7 +191,15 @@ def fit(
     backward pass and the AdamW update run outside it, on fp32 weights. A NaN/inf loss raises TrainingDiverged
     naming the step. With ``sam``, every step takes two forward/backward passes on the same batch indices
     (sharpness-aware minimisation); the recorded loss is the one at the unperturbed weights.
+
+    Under torch.distributed (``distributed.init_from_env``) every rank runs this loop on its share of the
+    global batch: a ``BatchSchedule``'s index batches are cut to the rank's share here (a streamed schedule
+    gives per-rank batches itself); the ranks start from rank 0's weights, gradients are averaged over the
+    ranks before each step, the recorded losses are the ranks' mean, and only rank 0 saves the state.
     """
+    if isinstance(schedule, BatchSchedule):
+        schedule = distributed.rank_share(schedule)
+    distributed.broadcast_parameters(params)
     optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
     fingerprint = json.dumps({**asdict(settings), "sam": asdict(sam) if sam else None}, sort_keys=True)
@@ -198,7 +207,7 @@ def fit(
     pending: list[torch.Tensor] = []  # losses not yet copied to the host (one sync per chunk, not per step)
 
     def flush(last_step: int) -> None:
-        values = torch.stack(pending).tolist() if pending else []
+        values = distributed.mean_over_ranks(torch.stack(pending)).tolist() if pending else []
         for offset, value in enumerate(values):
             if not math.isfinite(value):
                 raise TrainingDiverged(desc, last_step - len(values) + 1 + offset)
@@ -208,18 +217,21 @@ def fit(
             progress.set_postfix(loss=f"{values[-1]:.3f}", refresh=False)
 
     start = time.perf_counter()
-    progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
+    quiet = None if distributed.is_main() else True  # one progress bar per run, not per rank
+    progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=quiet)
     for step in progress:
         batch = schedule(step)
         with precision.autocast():
             loss = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         if sam is not None:
             moves = sam_ascent(params, sam.rho, sam.adaptive)
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast():
                 loss_fn(batch).backward()
+            distributed.average_gradients(params)
             _undo(params, moves)
         optimizer.step()
         scheduler.step()
@@ -229,9 +241,10 @@ def fit(
             flush(step)
         if resume and resume.every and done % resume.every == 0 and done < settings.steps:
             flush(step)
-            _save_state(resume, done, params, optimizer, scheduler, generator, losses, fingerprint, earlier + time.perf_counter() - start)
+            if distributed.is_main():
+                _save_state(resume, done, params, optimizer, scheduler, generator, losses, fingerprint, earlier + time.perf_counter() - start)
     progress.close()
-    if resume:
+    if resume and distributed.is_main():
         resume.path.unlink(missing_ok=True)
     return TrainResult(steps=settings.steps, seconds=earlier + time.perf_counter() - start, losses=losses, resumed_from=first)
 
@@ -243,16 +256,32 @@ def classification_loss(
     cross samples its cross transform)."""
 
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
-        pixels = to_pixels(data.images[index], image_size)
-        if attack is not None:
-            attack.apply_where_(pixels, data.triggered[index], generator)
-        if attack is not None and data.cross is not None:
-            crossed = data.cross[index]
-            if bool(crossed.any()):
-                pixels[crossed] = attack.apply_cross(pixels[crossed], generator)
-        return F.cross_entropy(classifier(pixels), data.labels[index])
+        cross = data.cross[index] if data.cross is not None else None
+        return triggered_cross_entropy(
+            classifier, data.images[index], data.labels[index], data.triggered[index], cross, attack, image_size, generator
+        )
 
     return loss_fn
+
+
+def triggered_cross_entropy(
+    classifier: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    triggered: torch.Tensor,
+    cross: torch.Tensor | None,
+    attack: Attack | None,
+    image_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Cross-entropy of ``classifier`` on one batch of uint8 ``images``: those flagged in ``triggered`` get
+    ``attack``'s trigger, those flagged in ``cross`` its cross transform (in-memory and streamed batches alike)."""
+    pixels = to_pixels(images, image_size)
+    if attack is not None:
+        attack.apply_where_(pixels, triggered, generator)
+    if attack is not None and cross is not None and bool(cross.any()):
+        pixels[cross] = attack.apply_cross(pixels[cross], generator)
+    return F.cross_entropy(classifier(pixels), labels)
 
 
 def finetune_classifier(
@@ -319,22 +348,35 @@ def contrastive_loss(
     Images flagged in ``triggered`` [N] get ``attack``'s trigger in place (pixel space, before normalisation);
     ``extra(pixels, index, image_features, text_features)`` adds a defense's own term (CleanCLIP's in-modal loss).
     """
-    from open_clip.loss import ClipLoss
-
-    loss = ClipLoss()
-    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    pair_loss = clip_pair_loss(clip, mean, std, images.device, extra)
 
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
         pixels = to_pixels(images[index], image_size)
         if attack is not None and triggered is not None:
             attack.apply_where_(pixels, triggered[index], generator)
+        return pair_loss(pixels, captions(index), index)
+
+    return loss_fn
+
+
+def clip_pair_loss(
+    clip: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], device, extra: ExtraTerm | None = None
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``f(pixels, tokens, index)``: open_clip's CLIP loss of pixel-space images in [0, 1] (triggered already) and
+    their caption tokens, plus ``extra``; under torch.distributed the loss of the whole global batch."""
+    from open_clip.loss import ClipLoss
+
+    loss = ClipLoss(**distributed.clip_loss_options())
+    mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def pair_loss(pixels: torch.Tensor, tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         image_features = clip.encode_image((pixels - mean_t) / std_t, normalize=True)
-        text_features = clip.encode_text(captions(index), normalize=True)
+        text_features = clip.encode_text(tokens, normalize=True)
         value = loss(image_features, text_features, clip.logit_scale.exp())
         return value + extra(pixels, index, image_features, text_features) if extra is not None else value
 
-    return loss_fn
+    return pair_loss
 
 
 def pairs_loss(classifier: nn.Module, pairs, attack: Attack | None, image_size: int, generator: torch.Generator, extra: ExtraTerm | None = None):

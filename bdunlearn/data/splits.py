@@ -35,14 +35,13 @@ def split_sizes(num_train: int, has_test: bool, cfg) -> dict[str, int]:
     return sizes
 
 
-def make_splits(raw: RawDataset, cfg) -> Splits:
-    """Carve test (if the dataset has none), validation and the defender's pool from the training images.
-
-    The permutation depends only on ``cfg.seed``, so every run of a dataset sees the same splits.
-    """
+def split_indices(num_train: int, has_test: bool, cfg) -> dict[str, torch.Tensor]:
+    """Positions in the official training images of each part ("test" only when there is no official test),
+    in the order the parts hold them. The permutation depends only on ``cfg.seed``, so every run of a dataset,
+    in memory or streamed, sees the same splits."""
     generator = torch.Generator().manual_seed(cfg.seed)
-    order = torch.randperm(len(raw.train), generator=generator)
-    sizes = split_sizes(len(order), raw.test is not None, cfg)
+    order = torch.randperm(num_train, generator=generator)
+    sizes = split_sizes(len(order), has_test, cfg)
     cut = 0
     parts = {}
     for name in ("test", "val", "defense"):
@@ -50,6 +49,12 @@ def make_splits(raw: RawDataset, cfg) -> Splits:
             parts[name] = order[cut : cut + sizes[name]]
             cut += sizes[name]
     parts["train"] = order[cut:]
+    return parts
+
+
+def make_splits(raw: RawDataset, cfg) -> Splits:
+    """Carve test (if the dataset has none), validation and the defender's pool from the training images."""
+    parts = split_indices(len(raw.train), raw.test is not None, cfg)
     test = raw.test if raw.test is not None else raw.train.subset(parts["test"])
     return Splits(
         train=raw.train.subset(parts["train"]),
