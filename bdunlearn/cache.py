@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from bdunlearn.config.keys import artifact_key
 from bdunlearn.atomic import write_json_atomic
+from bdunlearn.config.keys import artifact_key
 from bdunlearn.models.checkpoint import StateDict, save_state_dict
 
 log = logging.getLogger(__name__)

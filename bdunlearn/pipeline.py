@@ -28,12 +28,18 @@ from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 from bdunlearn.evaluation import Metrics, evaluate
 from bdunlearn.models.checkpoint import check_fits, load_state_dict
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
+from bdunlearn.params import selected_names
 from bdunlearn.pretrained import build_model, obtain_pretrained
 from bdunlearn.records import base_record
-from bdunlearn.runtime import Precision, configure_backends, resolve_device, resolve_precision
+from bdunlearn.runtime import (
+    Precision,
+    configure_backends,
+    resolve_device,
+    resolve_precision,
+)
 from bdunlearn.task_vectors import StateDict
 from bdunlearn.tracking import Tracker
-from bdunlearn.training import Resume, selected_names
+from bdunlearn.training import Resume
 
 log = logging.getLogger(__name__)
 PREVIEW_IMAGES = 8

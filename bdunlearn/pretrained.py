@@ -12,8 +12,10 @@ from bdunlearn.config import keys
 from bdunlearn.data.captions import LabelledSource, build_corpus
 from bdunlearn.data.images import BatchSchedule
 from bdunlearn.models import clip as clip_models
+from bdunlearn.objectives import contrastive_loss
+from bdunlearn.params import trainable_parameters
 from bdunlearn.task_vectors import StateDict
-from bdunlearn.training import OptimSettings, contrastive_loss, fit, trainable_parameters
+from bdunlearn.training import OptimSettings, fit
 
 log = logging.getLogger(__name__)
 

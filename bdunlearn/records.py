@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bdunlearn.config import RunConfig, config_hash
 from bdunlearn.atomic import write_json_atomic
+from bdunlearn.config import RunConfig, config_hash
 
 METRIC_KEYS = (
     "clean_acc_pretrained", "asr_pretrained", "robust_acc_pretrained",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

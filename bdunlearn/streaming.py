@@ -1,5 +1,5 @@
-"""Fine-tuning on streamed splits (``data.stream``): the counterparts of ``training.finetune_classifier`` and
-``training.finetune_pairs`` for datasets read from disk while training runs. Same loop (``training.fit``),
+"""Fine-tuning on streamed splits (``data.stream``): the counterparts of ``objectives.finetune_classifier`` and
+``objectives.finetune_pairs`` for datasets read from disk while training runs. Same loop (``training.fit``),
 same per-batch losses; only the batches come from DataLoader workers instead of an in-memory tensor.
 
 Poisoning follows the in-memory recipe to the item: ``poison_split`` draws the indices as ``pipeline`` does
@@ -18,8 +18,9 @@ from bdunlearn.attacks.base import Attack
 from bdunlearn.data.images import to_pixels
 from bdunlearn.data.stream import StreamedSplit
 from bdunlearn.data.stream_items import StreamBatch, StreamPoison
+from bdunlearn.objectives import ExtraTerm, clip_pair_loss, triggered_cross_entropy
 from bdunlearn.runtime import Precision
-from bdunlearn.training import ExtraTerm, OptimSettings, Resume, Sam, TrainResult, clip_pair_loss, fit, triggered_cross_entropy
+from bdunlearn.training import OptimSettings, Resume, Sam, TrainResult, fit
 
 FP32 = Precision()
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bdunlearn.reports.studies import attacks
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies import attacks
 
 
 def main() -> None:

@@ -20,7 +20,9 @@ from bdunlearn import api, pipeline, task_vectors
 from bdunlearn.data.poison import clean, triggered_target_set
 from bdunlearn.defenses.base import DefenseInputs
 from bdunlearn.defenses.tbar import alpha_scan
-from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+from bdunlearn.objectives import finetune_classifier
+from bdunlearn.params import trainable_parameters
+from bdunlearn.training import OptimSettings
 
 
 def main() -> None:

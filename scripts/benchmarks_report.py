@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 
 from bdunlearn.atomic import write_text_atomic
-from bdunlearn.reports.studies import benchmarks
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies import benchmarks
 
 
 def run(command: list[str]) -> str:

@@ -15,9 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bdunlearn.reports.studies import contrastive
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies import contrastive
 
 
 def main() -> None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bdunlearn.reports.studies import defense_budget
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies import defense_budget
 
 
 def main() -> None:

@@ -30,11 +30,10 @@ Weights are swapped in place (``load_state_dict`` into one model); evaluation is
 from __future__ import annotations
 
 import argparse
-
-from bdunlearn.reports.criteria import DISENTANGLED_XI
 from pathlib import Path
 
 from bdunlearn.experiments.disentanglement import run
+from bdunlearn.reports.criteria import DISENTANGLED_XI
 
 
 def main() -> None:

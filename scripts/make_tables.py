@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 from bdunlearn.errors import UserError
-from bdunlearn.reports.studies.record_tables import make_tables
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies.record_tables import make_tables
 
 
 def main() -> None:

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from bdunlearn.atomic import write_text_atomic
-from bdunlearn.reports.studies import default_run
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies import default_run
 
 
 def run(cache: Path, run_dir: Path) -> tuple[float, str, dict]:

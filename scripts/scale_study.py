@@ -24,10 +24,9 @@ import sys
 from pathlib import Path
 
 from bdunlearn import api
+from bdunlearn.reports.machine import describe  # noqa: E402
 from bdunlearn.reports.provenance import git_commit
 from bdunlearn.reports.studies import scale
-
-from bdunlearn.reports.machine import describe  # noqa: E402
 
 
 def fidelity_run() -> tuple[str, str, int]:

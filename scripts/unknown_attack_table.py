@@ -23,9 +23,8 @@ from pathlib import Path
 
 from bdunlearn.config.keys import INVERSION_VERDICT_KEYS
 from bdunlearn.inversion import REGISTRY as INVERSIONS
-from bdunlearn.reports.studies.unknown_attack import InversionDefaults, write
-
 from bdunlearn.reports.machine import describe  # noqa: E402
+from bdunlearn.reports.studies.unknown_attack import InversionDefaults, write
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
+from bdunlearn.preflight import validated
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bdunlearn.attacks import REGISTRY, BadClip, BadNets, Blended, NoAttack, Sig, WaNet
-from bdunlearn.attacks import patterns
+from bdunlearn.attacks import (
+    REGISTRY,
+    BadClip,
+    BadNets,
+    Blended,
+    NoAttack,
+    Sig,
+    WaNet,
+    patterns,
+)
 from bdunlearn.data.images import ImageSet
 from bdunlearn.data.poison import poison
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bdunlearn.config import CONFIG_DIR
-from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
+from bdunlearn.preflight import validated
 
 GROUPS = ("model", "dataset", "attack", "defense")
 OFFLINE = {("model", "tiny"), ("dataset", "digits"), ("dataset", "fashion_mnist")}  # options that need no download

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from bdunlearn.config import scientific_view
-from bdunlearn.preflight import validated
 from bdunlearn.data import caption_csv
 from bdunlearn.data.captions import caption_table, captioned
 from bdunlearn.data.images import ImageSet
 from bdunlearn.data.poison import choose_pairs, poison_pairs, triggered_target_pairs
 from bdunlearn.errors import UserError
-from bdunlearn.training import OptimSettings, contrastive_loss, fit
+from bdunlearn.objectives import contrastive_loss
+from bdunlearn.preflight import validated
+from bdunlearn.training import OptimSettings, fit
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CONTRASTIVE = ["setting=contrastive", "attack.num_poisoned=20"]

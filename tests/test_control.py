@@ -10,10 +10,10 @@ import torch
 from conftest import SHRINK
 
 from bdunlearn.config import PathsConfig, dataset_config
-from bdunlearn.preflight import validated
 from bdunlearn.control import control_split
 from bdunlearn.data import datasets
 from bdunlearn.data.splits import make_splits
+from bdunlearn.preflight import validated
 from bdunlearn.records import base_record
 
 

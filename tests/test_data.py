@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bdunlearn.config import DatasetConfig, SplitsConfig
-from bdunlearn.data import datasets
+from bdunlearn.data import bundled, datasets
 from bdunlearn.data.captions import LabelledSource, build_corpus
 from bdunlearn.data.images import BatchSchedule, ImageSet, to_pixels
 from bdunlearn.data.splits import make_splits
@@ -61,19 +61,19 @@ def test_fashion_mnist_unpacks_while_another_run_unpacks_the_same_files(tmp_path
         _write_idx(source / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))
         _write_idx(source / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
     cfg = DatasetConfig(name="fashion_mnist", root=str(tmp_path / "root"), class_names=list("abcdefghij"), templates=["{}"], source_dir=str(source))
-    copy = datasets.shutil.copyfileobj
+    copy = bundled.shutil.copyfileobj
     interleaved = []
 
     def copy_while_another_run_unpacks(src, dst):
         if not interleaved:
             interleaved.append(True)
-            datasets._unpack_fashion(cfg)  # the other run, between this writer's open and its rename
+            bundled._unpack_fashion(cfg)  # the other run, between this writer's open and its rename
         copy(src, dst)
 
-    monkeypatch.setattr(datasets.shutil, "copyfileobj", copy_while_another_run_unpacks)
-    datasets._unpack_fashion(cfg)
+    monkeypatch.setattr(bundled.shutil, "copyfileobj", copy_while_another_run_unpacks)
+    bundled._unpack_fashion(cfg)
     raw = tmp_path / "root" / "FashionMNIST" / "raw"
-    assert interleaved and sorted(p.name for p in raw.iterdir()) == sorted(datasets.FASHION_FILES)
+    assert interleaved and sorted(p.name for p in raw.iterdir()) == sorted(bundled.FASHION_FILES)
 
 
 def test_missing_dataset_is_a_user_error(tmp_path):

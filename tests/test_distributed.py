@@ -52,8 +52,10 @@ def _fine_tune(case: str, folder: Path) -> tuple[dict[str, torch.Tensor], list[f
     from bdunlearn.data.poison import clean
     from bdunlearn.models import clip as clips
     from bdunlearn.models.zeroshot import ZeroShotClassifier
+    from bdunlearn.objectives import finetune_classifier, finetune_pairs
+    from bdunlearn.params import trainable_parameters
     from bdunlearn.streaming import finetune_classifier_streamed
-    from bdunlearn.training import OptimSettings, finetune_classifier, finetune_pairs, trainable_parameters
+    from bdunlearn.training import OptimSettings
 
     torch.set_num_threads(1)
     files = FileList(tuple(sorted(str(p) for p in folder.glob("*.png"))), tuple(i % 3 for i in range(16)))

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import SHRINK
 
 from bdunlearn.data.images import ImageSet
 from bdunlearn.inversion import REGISTRY, bti_dbf, decree, reference
@@ -17,8 +18,6 @@ from bdunlearn.inversion.base import (
     majority_counts,
     mean_pairwise_cosine,
 )
-
-from conftest import SHRINK
 
 
 def test_mask_parametrisation_stays_in_unit_interval_and_inverts():
@@ -349,8 +348,8 @@ def test_decree_finds_a_small_trigger_on_an_encoder_with_a_planted_shortcut():
     ],
 )
 def test_config_mistakes_are_one_line_errors(compose, overrides, fragment):
-    from bdunlearn.preflight import validated
     from bdunlearn.errors import UserError
+    from bdunlearn.preflight import validated
 
     with pytest.raises(UserError, match=None) as info:
         validated(compose(*overrides))

@@ -5,7 +5,9 @@ from bdunlearn.data.images import ImageSet
 from bdunlearn.data.poison import clean, poison, triggered_target_set
 from bdunlearn.models.clip import preprocess_of, tokenizer
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
-from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+from bdunlearn.objectives import finetune_classifier
+from bdunlearn.params import trainable_parameters
+from bdunlearn.training import OptimSettings
 
 
 def _classifier(clip, names=("0", "1", "2")):

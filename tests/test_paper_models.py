@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bdunlearn.config import CONFIG_DIR
-from bdunlearn.preflight import validated
 from bdunlearn.errors import UserError
 from bdunlearn.models import weights
+from bdunlearn.preflight import validated
 
 VITS = {"vit_b32": ("ViT-B-32", "laion2b_s34b_b79k"), "vit_b16": ("ViT-B-16", "laion2b_s34b_b88k"), "vit_l14": ("ViT-L-14", "laion2b_s32b_b82k")}
 HUB_REPOS = {"ViT-B-32": "timm/vit_base_patch32_clip_224.openai", "ViT-B-16": "timm/vit_base_patch16_clip_224.openai"}

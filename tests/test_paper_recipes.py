@@ -43,8 +43,8 @@ def test_paper_experiments_compose_with_the_task_arithmetic_recipe(compose, expe
 
 
 def test_epochs_become_steps_over_the_attackers_training_split(compose):
-    from bdunlearn.preflight import validated
     from bdunlearn.data.splits import split_sizes
+    from bdunlearn.preflight import validated
 
     run = validated(compose("finetune.epochs=2.5", "finetune.batch_size=100"))
     train = split_sizes(1797, False, run.dataset.splits)["train"]
@@ -55,8 +55,8 @@ def test_epochs_become_steps_over_the_attackers_training_split(compose):
 def test_a_paper_point_validates_on_data_and_weights_in_place(compose, tmp_path):
     """With GTSRB and ImageNet's val folder under dataset.root and the weights in the cache, a point of the
     paper sweep validates: 11 GTSRB epochs become steps, images are stored at the model's 224 px."""
-    from bdunlearn.preflight import validated
     from bdunlearn.data.splits import split_sizes
+    from bdunlearn.preflight import validated
 
     fx.write_gtsrb(tmp_path / "data", class_ids=tuple(range(43)), per_class=2, test_per_class=1)
     fx.write_imagenet(tmp_path / "data", train=False)

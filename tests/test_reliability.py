@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import BEFORE_COMPUTE_CPU_SECONDS, SHRINK, child_cpu_seconds
 from safetensors.torch import load_file
 
 from bdunlearn.models.checkpoint import save_state_dict
-from conftest import BEFORE_COMPUTE_CPU_SECONDS, SHRINK, child_cpu_seconds
 
 BAD_VALUES = [
     ("attack.poison_rate=2", "attack.poison_rate"),

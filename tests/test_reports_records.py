@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from bdunlearn.errors import UserError
-from bdunlearn.reports.records import aggregate, count_not_ok, load_records, read_run, record_paths, sweep_runs
+from bdunlearn.reports.records import (
+    aggregate,
+    count_not_ok,
+    load_records,
+    read_run,
+    record_paths,
+    sweep_runs,
+)
 from bdunlearn.reports.tables import cell, mean_std, ordered, values_cell
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bdunlearn.reports.studies import attacks, benchmarks, contrastive, default_run, defense_budget
+from bdunlearn.reports.studies import (
+    attacks,
+    benchmarks,
+    contrastive,
+    default_run,
+    defense_budget,
+)
 
 
 def test_the_attack_verdict_uses_the_planted_and_removed_bars():

@@ -15,8 +15,15 @@ from bdunlearn.data.decoded import FileList, decode
 from bdunlearn.data.poison import choose_pairs, poison, poison_pairs
 from bdunlearn.models import clip as clips
 from bdunlearn.models.zeroshot import ZeroShotClassifier
-from bdunlearn.streaming import finetune_classifier_streamed, finetune_pairs_streamed, poison_pairs_split, poison_split
-from bdunlearn.training import OptimSettings, finetune_classifier, finetune_pairs, trainable_parameters
+from bdunlearn.objectives import finetune_classifier, finetune_pairs
+from bdunlearn.params import trainable_parameters
+from bdunlearn.streaming import (
+    finetune_classifier_streamed,
+    finetune_pairs_streamed,
+    poison_pairs_split,
+    poison_split,
+)
+from bdunlearn.training import OptimSettings
 
 SIZE = 16  # the tiny model's input
 

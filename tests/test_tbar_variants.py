@@ -18,7 +18,9 @@ from bdunlearn.defenses.base import DefenseInputs
 from bdunlearn.errors import UserError
 from bdunlearn.models.clip import preprocess_of, tokenizer
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
-from bdunlearn.training import OptimSettings, finetune_classifier, selected_names, trainable_parameters
+from bdunlearn.objectives import finetune_classifier
+from bdunlearn.params import selected_names, trainable_parameters
+from bdunlearn.training import OptimSettings
 
 TARGET = 2
 

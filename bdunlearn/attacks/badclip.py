@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn.config import checks
 from bdunlearn.attacks.badnets import check_patch, stamp, stamp_
 from bdunlearn.attacks.base import Attack, AttackConfig, PrepareContext
+from bdunlearn.config import checks
 
 log = logging.getLogger(__name__)
 

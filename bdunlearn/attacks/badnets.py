@@ -7,9 +7,9 @@ from typing import Optional
 
 import torch
 
-from bdunlearn.config import checks
 from bdunlearn.attacks import patterns
 from bdunlearn.attacks.base import Attack, AttackConfig
+from bdunlearn.config import checks
 
 PATTERNS = ("white", "black", "checkerboard", "noise", "file")
 LOCATIONS = ("bottom_right", "bottom_left", "top_right", "top_left", "center", "random")

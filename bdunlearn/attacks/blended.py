@@ -7,9 +7,9 @@ from typing import Optional
 
 import torch
 
-from bdunlearn.config import checks
 from bdunlearn.attacks import patterns
 from bdunlearn.attacks.base import Attack, AttackConfig
+from bdunlearn.config import checks
 
 PATTERNS = ("noise", "file")
 

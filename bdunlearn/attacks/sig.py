@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack, AttackConfig
+from bdunlearn.config import checks
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack, AttackConfig
+from bdunlearn.config import checks
 
 
 @dataclass

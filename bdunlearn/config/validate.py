@@ -14,8 +14,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bdunlearn.config import checks
 from bdunlearn.config.schema import (
-    ATTACK_KNOWLEDGE, DEVICES, PRECISIONS, SETTINGS, WANDB_MODES, AnalysisConfig, DatasetConfig, ModelConfig,
-    RunConfig, SplitsConfig,
+    ATTACK_KNOWLEDGE,
+    DEVICES,
+    PRECISIONS,
+    SETTINGS,
+    WANDB_MODES,
+    AnalysisConfig,
+    DatasetConfig,
+    ModelConfig,
+    RunConfig,
+    SplitsConfig,
 )  # fmt: skip
 from bdunlearn.errors import UserError
 from bdunlearn.models.architectures import architecture

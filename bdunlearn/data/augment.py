@@ -10,7 +10,9 @@ def autoaugment(pixels: torch.Tensor) -> torch.Tensor:
 
     Draws from torch's global RNG (seed it for reproducibility); the policy runs on 8-bit images.
     """
-    from torchvision.transforms import v2  # torchvision is slow to import; config validation must not need it
+    from torchvision.transforms import (
+        v2,  # torchvision is slow to import; config validation must not need it
+    )
 
     policy = v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
     images = pixels.mul(255).round_().to(torch.uint8)

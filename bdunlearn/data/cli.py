@@ -73,7 +73,8 @@ def shards(args) -> None:
 
 
 def fetch(args) -> None:
-    from bdunlearn.data.fetch import SOURCES, fetch as fetch_dataset
+    from bdunlearn.data.fetch import SOURCES
+    from bdunlearn.data.fetch import fetch as fetch_dataset
 
     root = args.root or os.environ.get("BDUNLEARN_DATA_DIR", "data")
     if args.name in SOURCES:

@@ -29,7 +29,15 @@ from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.decoded import FileList
 from bdunlearn.data.images import BatchSchedule, ImageSet
 from bdunlearn.data.splits import split_indices
-from bdunlearn.data.stream_items import FileItems, ItemMaker, ShardItems, StreamBatch, StreamPoison, StringTable, collate
+from bdunlearn.data.stream_items import (
+    FileItems,
+    ItemMaker,
+    ShardItems,
+    StreamBatch,
+    StreamPoison,
+    StringTable,
+    collate,
+)
 from bdunlearn.errors import UserError
 
 log = logging.getLogger(__name__)

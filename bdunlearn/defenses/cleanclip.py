@@ -23,7 +23,7 @@ from bdunlearn.data.augment import autoaugment
 from bdunlearn.data.images import to_pixels
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
-from bdunlearn.training import pairs_loss
+from bdunlearn.objectives import pairs_loss
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bdunlearn.data.poison import clean
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
-from bdunlearn.training import classification_loss, pairs_loss
+from bdunlearn.objectives import classification_loss, pairs_loss
 
 
 @dataclass

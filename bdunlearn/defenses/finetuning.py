@@ -14,7 +14,9 @@ from bdunlearn.config import checks
 from bdunlearn.data.captions import CaptionCorpus
 from bdunlearn.data.images import ImageSet
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
-from bdunlearn.training import OptimSettings, Sam, fit_classifier, trainable_parameters
+from bdunlearn.objectives import fit_classifier
+from bdunlearn.params import trainable_parameters
+from bdunlearn.training import OptimSettings, Sam
 
 LossFactory = Callable[[ImageSet, torch.Generator], Callable[[torch.Tensor], torch.Tensor]]
 

@@ -13,7 +13,8 @@ from bdunlearn.config import checks
 from bdunlearn.data.poison import clean
 from bdunlearn.defenses import finetuning
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
-from bdunlearn.training import Sam, classification_loss
+from bdunlearn.objectives import classification_loss
+from bdunlearn.training import Sam
 
 
 @dataclass

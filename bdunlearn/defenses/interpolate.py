@@ -15,7 +15,7 @@ from bdunlearn.config import checks
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.tbar import alpha_scan, select_alpha
 from bdunlearn.errors import UserError
-from bdunlearn.training import parameter_patterns, selects
+from bdunlearn.params import parameter_patterns, selects
 
 
 @dataclass

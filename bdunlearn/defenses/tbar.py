@@ -16,14 +16,21 @@ from tqdm.auto import tqdm
 from bdunlearn import task_vectors
 from bdunlearn.config import checks
 from bdunlearn.config.keys import TBAR_VARIANT_DEFAULTS
-from bdunlearn.data.images import ImageSet
 from bdunlearn.data.captions import CaptionCorpus
-from bdunlearn.data.poison import TriggerableSet, triggered_target_pairs, triggered_target_set, untriggered_pairs
+from bdunlearn.data.images import ImageSet
+from bdunlearn.data.poison import (
+    TriggerableSet,
+    triggered_target_pairs,
+    triggered_target_set,
+    untriggered_pairs,
+)
 from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.finetuning import draw_samples
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import evaluate
-from bdunlearn.training import OptimSettings, finetune_classifier, finetune_pairs, trainable_parameters
+from bdunlearn.objectives import finetune_classifier, finetune_pairs
+from bdunlearn.params import trainable_parameters
+from bdunlearn.training import OptimSettings
 
 log = logging.getLogger(__name__)
 

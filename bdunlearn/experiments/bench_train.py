@@ -13,8 +13,10 @@ from bdunlearn.data.images import BatchSchedule, to_pixels
 from bdunlearn.data.poison import TriggerableSet
 from bdunlearn.models import clip as clip_models
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
+from bdunlearn.objectives import finetune_classifier
+from bdunlearn.params import trainable_parameters
 from bdunlearn.runtime import configure_backends, resolve_device, resolve_precision
-from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+from bdunlearn.training import OptimSettings
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, matched against the device name.
 BF16_PEAK = {"H200": 989.4e12, "H100 SXM": 989.4e12, "H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.5e12,

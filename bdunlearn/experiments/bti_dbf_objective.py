@@ -7,12 +7,11 @@ import sys
 
 import torch
 
-from bdunlearn.reports.machine import describe as hardware  # noqa: E402
-
 from bdunlearn import api, pipeline  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
 from bdunlearn.inversion import bti_dbf, stage  # noqa: E402
 from bdunlearn.inversion.base import InversionContext, flip_rate, frozen, pool_subset  # noqa: E402
+from bdunlearn.reports.machine import describe as hardware  # noqa: E402
 from bdunlearn.reports.studies.bti_dbf_objective import report  # noqa: E402
 
 log = logging.getLogger("bti_dbf_objective")

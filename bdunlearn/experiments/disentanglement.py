@@ -7,15 +7,16 @@ import sys
 
 import torch
 
-from bdunlearn.reports.machine import describe as hardware  # noqa: E402
-
 from bdunlearn import api, pipeline, task_vectors  # noqa: E402
 from bdunlearn.analysis import write_grid  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
 from bdunlearn.data.poison import triggered_target_set  # noqa: E402
 from bdunlearn.disentanglement import as_rows, disentanglement_grid  # noqa: E402
+from bdunlearn.objectives import finetune_classifier
+from bdunlearn.params import trainable_parameters
+from bdunlearn.reports.machine import describe as hardware  # noqa: E402
 from bdunlearn.reports.studies.disentanglement import save_heatmap, summary  # noqa: E402
-from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters  # noqa: E402
+from bdunlearn.training import OptimSettings
 
 log = logging.getLogger("disentanglement")
 PREFIX = "visual"  # the tower every fine-tune here trains

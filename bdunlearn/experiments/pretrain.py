@@ -6,11 +6,10 @@ import logging
 import sys
 import time
 
-from bdunlearn.reports.machine import describe  # noqa: E402
-
 from bdunlearn import api, pipeline  # noqa: E402
 from bdunlearn.atomic import write_text_atomic  # noqa: E402
 from bdunlearn.models.architectures import architecture  # noqa: E402
+from bdunlearn.reports.machine import describe  # noqa: E402
 from bdunlearn.reports.studies.pretrain import report  # noqa: E402
 
 log = logging.getLogger("pretrain")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import MISSING
 
-from bdunlearn.config import checks
 from bdunlearn.attacks.base import Attack
+from bdunlearn.config import checks
 from bdunlearn.data.images import ImageSet, index_batches, to_pixels
 from bdunlearn.runtime import Precision
 

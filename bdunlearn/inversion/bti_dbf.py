@@ -64,7 +64,6 @@ from tqdm.auto import tqdm
 
 from bdunlearn.config import checks
 from bdunlearn.data.images import BatchSchedule, index_batches
-from bdunlearn.inversion.bti_dbf_nets import Generator, GeneratorTrigger, TokenFeatures, colour_projection  # noqa: F401 (re-exported)
 from bdunlearn.inversion.base import (
     InversionConfig,
     InversionContext,
@@ -73,6 +72,12 @@ from bdunlearn.inversion.base import (
     estimate_target,
     flip_rate,
     frozen,
+)
+from bdunlearn.inversion.bti_dbf_nets import (  # noqa: F401 (re-exported)
+    Generator,
+    GeneratorTrigger,
+    TokenFeatures,
+    colour_projection,
 )
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,12 @@ from bdunlearn.cache import ArtifactCache
 from bdunlearn.config.keys import inversion_settings
 from bdunlearn.data.images import ImageSet
 from bdunlearn.inversion import REGISTRY, reference
-from bdunlearn.inversion.base import InversionContext, InvertedTrigger, estimate_target, pool_subset
+from bdunlearn.inversion.base import (
+    InversionContext,
+    InvertedTrigger,
+    estimate_target,
+    pool_subset,
+)
 from bdunlearn.models.checkpoint import save_state_dict
 from bdunlearn.runtime import Precision
 from bdunlearn.task_vectors import StateDict

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+
 import open_clip
 import torch
 from torch import nn
 
 from bdunlearn.errors import UserError
-
 from bdunlearn.models.architectures import ARCHITECTURE_DIR, architecture
 
 open_clip.add_model_config(ARCHITECTURE_DIR)

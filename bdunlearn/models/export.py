@@ -26,7 +26,15 @@ from bdunlearn.errors import UserError
 from bdunlearn.models.architectures import architecture as architecture_cfg
 from bdunlearn.models.card import model_card
 from bdunlearn.models.checkpoint import StateDict, save_state_dict
-from bdunlearn.models.layout import CARD_FILE, CONFIG_FILE, MARKER, WEIGHTS_FILE, Exported, is_exported, read_exported
+from bdunlearn.models.layout import (
+    CARD_FILE,
+    CONFIG_FILE,
+    MARKER,
+    WEIGHTS_FILE,
+    Exported,
+    is_exported,
+    read_exported,
+)
 
 __all__ = [
     "CARD_FILE", "CONFIG_FILE", "MARKER", "WEIGHTS_FILE", "Exported", "check_destination", "export_cost", "export_model",

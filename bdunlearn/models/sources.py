@@ -22,8 +22,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from bdunlearn.errors import UserError
-from bdunlearn.models.architectures import ARCHITECTURE_DIR, architecture, open_clip_config_dir
-from bdunlearn.models.layout import CONFIG_FILE, FOLDER_WEIGHTS, HUB_WEIGHTS, Exported, read_exported
+from bdunlearn.models.architectures import (
+    ARCHITECTURE_DIR,
+    architecture,
+    open_clip_config_dir,
+)
+from bdunlearn.models.layout import (
+    CONFIG_FILE,
+    FOLDER_WEIGHTS,
+    HUB_WEIGHTS,
+    Exported,
+    read_exported,
+)
 
 if TYPE_CHECKING:  # torch and open_clip are imported where weights are read, not to find out they are missing
     import torch
@@ -104,7 +114,11 @@ def _hub_offline_reason() -> str | None:
 
 def _hub(value: str, cache_dir: str | None, key: str, download: bool) -> Source:
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.utils import EntryNotFoundError, HFValidationError, validate_repo_id
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        HFValidationError,
+        validate_repo_id,
+    )
 
     repo_id = value[len(HUB_PREFIX) :]
     try:

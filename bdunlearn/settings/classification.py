@@ -41,7 +41,9 @@ def obtain_backdoored(ctx, resume, cfg=None, attack=None) -> tuple[dict, bool, d
     (cached). ``cfg``/``attack`` replace the run's (the clean reference model theta_c is the same recipe with
     ``attack=none``)."""
     from bdunlearn.config import keys
-    from bdunlearn.training import OptimSettings, finetune_classifier, trainable_parameters
+    from bdunlearn.objectives import finetune_classifier
+    from bdunlearn.params import trainable_parameters
+    from bdunlearn.training import OptimSettings
 
     cfg = cfg or ctx.cfg
     attack = attack or ctx.attack

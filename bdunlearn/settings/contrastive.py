@@ -18,7 +18,12 @@ from bdunlearn import task_vectors
 from bdunlearn.config import checks
 from bdunlearn.config.schema import CAPTION_SOURCES
 from bdunlearn.data import caption_csv
-from bdunlearn.data.captions import CaptionCorpus, caption_table, captioned, from_captions
+from bdunlearn.data.captions import (
+    CaptionCorpus,
+    caption_table,
+    captioned,
+    from_captions,
+)
 from bdunlearn.data.poison import choose_pairs, poison_pairs
 
 log = logging.getLogger(__name__)
@@ -191,7 +196,9 @@ def obtain_backdoored(ctx, resume) -> tuple[dict, bool, dict]:
     """theta_b as (state dict, from_cache, metadata): theta_pre's ``contrastive.params`` fine-tuned with the CLIP
     loss on the poisoned pairs (cached under the run's theta_b spec)."""
     from bdunlearn.config import keys
-    from bdunlearn.training import OptimSettings, finetune_pairs, trainable_parameters
+    from bdunlearn.objectives import finetune_pairs
+    from bdunlearn.params import trainable_parameters
+    from bdunlearn.training import OptimSettings
 
     cfg, classifier, pairs = ctx.cfg, ctx.classifier, ctx.pairs
     spec = keys.backdoored_spec(cfg, ctx.precision.name, ctx.load_dataset)
@@ -219,7 +226,7 @@ REBUILDS_HEAD = True
 
 def prepare_data(ctx) -> PairData:
     """The pairs (a bad count or file stops the run here, before any training)."""
-    from bdunlearn.training import selected_names
+    from bdunlearn.params import selected_names
 
     selected_names(ctx.clip, ctx.cfg.contrastive.params, "contrastive.params")
     return load_pairs(ctx.cfg, ctx.splits, ctx.tokenizer, ctx.preprocess.image_size, ctx.data_cache, ctx.device)

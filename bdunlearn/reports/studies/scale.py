@@ -108,7 +108,9 @@ def _trend(frame: pd.DataFrame) -> str:
 
 def image_tower_params(model: str) -> int:
     """Parameters of the image tower (the part every fine-tune here trains)."""
-    from bdunlearn.models.clip import state_shapes  # open_clip and torch: only when a report counts them
+    from bdunlearn.models.clip import (
+        state_shapes,  # open_clip and torch: only when a report counts them
+    )
 
     return sum(math.prod(shape) for name, shape in state_shapes(model).items() if name.startswith("visual"))
 

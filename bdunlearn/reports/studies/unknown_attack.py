@@ -15,12 +15,20 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 from bdunlearn.atomic import write_bytes_atomic, write_text_atomic
 from bdunlearn.reports import criteria
 from bdunlearn.reports.provenance import finished_at, sweep_command
 from bdunlearn.reports.records import Run, sweep_runs
-from bdunlearn.reports.studies.detection import budgets, fraction, own_flags, own_scores, scores3, summary_table, targets, transfers
+from bdunlearn.reports.studies.detection import (
+    budgets,
+    fraction,
+    own_flags,
+    own_scores,
+    scores3,
+    summary_table,
+    targets,
+    transfers,
+)
 from bdunlearn.reports.tables import values_cell
 
 NAMES = {"decree": "DECREE", "bti_dbf": "BTI-DBF"}
