@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from bdunlearn import overrides as overrides_module
@@ -196,17 +197,27 @@ class RunFailed(Exception):
     """A run that started and then failed; its record says ``failed`` and why."""
 
 
-def execute(cfg: RunConfig, run_dir: Path) -> dict:
+def model_folder(cfg: RunConfig, run_dir: Path, in_sweep: bool) -> Path | None:
+    """Where the defended model is exported (``save_model``: auto exports in single runs, not in sweep jobs)."""
+    choice = str(cfg.save_model).lower()
+    return run_dir / "model" if choice == "true" or (choice == "auto" and not in_sweep) else None
+
+
+def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
     """Run the pipeline, always leaving ``result.json`` (``ok``, or ``failed`` with the error)."""
     from bdunlearn import pipeline
+    from bdunlearn.models import export
     from bdunlearn.records import base_record, summary_table, write_record
     from bdunlearn.tracking import Tracker
 
+    save_to = model_folder(cfg, run_dir, in_sweep)
+    if save_to is not None:  # a folder that cannot take the model stops the run here, before any compute
+        export.check_destination(save_to, cfg.model.name, export.DTYPES[cfg.save_model_dtype], overwrite=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
     tracker = Tracker(cfg.logger.wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
     try:
-        record = pipeline.run(cfg, run_dir, tracker, record)
+        record = pipeline.run(cfg, run_dir, tracker, record, save_to=save_to, command=" ".join(["bdunlearn", *sys.argv[1:]]))
     except BaseException as exc:
         record["status"] = "failed"
         record["error"] = _one_line(exc)
@@ -226,6 +237,14 @@ def execute(cfg: RunConfig, run_dir: Path) -> dict:
     tracker.finish()
     print(summary_table(record))
     print(f"run record: {path}")
+    if record.get("exported_model"):
+        print(f"defended model: {record['exported_model']} (open_clip: 'local-dir:{record['exported_model']}')")
+    if save_to is not None and cfg.hf_hub.repo_id:
+        try:
+            print(f"pushed to the Hugging Face hub: {export.push_to_hub(save_to, cfg.hf_hub.repo_id, private=cfg.hf_hub.private)}")
+        except UserError as exc:  # the run itself succeeded: its record and model stay
+            print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
+            _FAILURES.append(2)
     return record
 
 
@@ -243,7 +262,7 @@ def _app(cfg: DictConfig) -> dict | None:
         if done is not None:
             log.info("skipped: %s already holds this run's ok record (skip_completed=false runs it again)", run_dir)
             return done
-        return execute(run, run_dir)
+        return execute(run, run_dir, in_sweep=HydraConfig.get().mode == RunMode.MULTIRUN)
     except UserError as exc:
         print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
         _FAILURES.append(2)

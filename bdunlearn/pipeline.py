@@ -20,13 +20,13 @@ from bdunlearn import analysis, attacks, control, defenses, settings, task_vecto
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
-from bdunlearn.cache import ArtifactCache, sha256_of
+from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import RunConfig, dataset_config, input_size, keys
 from bdunlearn.data import datasets
 from bdunlearn.data.splits import Splits, make_splits
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 from bdunlearn.evaluation import Metrics, evaluate
-from bdunlearn.models.checkpoint import check_fits, load_state_dict
+from bdunlearn.models import export, sources
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
 from bdunlearn.params import selected_names
 from bdunlearn.pretrained import build_model, obtain_pretrained
@@ -107,8 +107,9 @@ class RunContext:
             return keys.pretrained_spec(self.cfg, precision, load)
         if kind == "backdoored":
             return keys.backdoored_spec(self.cfg, precision, load)
-        checkpoint = self.cfg.backdoored_checkpoint
-        digest = sha256_of(Path(checkpoint).expanduser()) if checkpoint else None
+        checkpoint, cache_dir = self.cfg.backdoored_checkpoint, self.cfg.model.cache_dir
+        located = sources.locate(checkpoint, cache_dir, key="backdoored_checkpoint", download=True) if checkpoint else None
+        digest = sources.fingerprint(located)["sha256"] if located else None
         if kind == "suspect":
             return keys.suspect_spec(self.cfg, precision, load, digest)
         return keys.defense_spec(self.cfg, precision, load, digest)
@@ -155,11 +156,12 @@ def prepare(cfg: RunConfig) -> RunContext:
     return ctx
 
 
-def load_handed_checkpoint(path: str, clip, model_name: str) -> StateDict:
-    """A suspicious model a user was handed, checked against the configured architecture before any compute."""
-    expected = clip.state_dict()
-    check_fits(path, {k: tuple(v.shape) for k, v in expected.items()}, model_name)
-    state = load_state_dict(Path(path).expanduser())
+def load_handed_checkpoint(ctx: RunContext) -> StateDict:
+    """A suspicious model a user was handed (a weights file, an open_clip or bdunlearn folder, hf-hub:org/name),
+    checked against the configured architecture."""
+    model = ctx.cfg.model
+    expected = ctx.clip.state_dict()
+    state = sources.load(ctx.cfg.backdoored_checkpoint, model.name, model.cache_dir, key="backdoored_checkpoint")
     return {k: v.to(device=expected[k].device, dtype=expected[k].dtype) for k, v in state.items()}
 
 
@@ -167,7 +169,7 @@ def obtain_backdoored(ctx: RunContext, run_dir: Path | None = None) -> tuple[Sta
     """theta_b: the handed checkpoint, or the setting's attack fine-tune (cached); its poisoned ids in the run dir
     (when there is one)."""
     if ctx.cfg.backdoored_checkpoint:
-        return load_handed_checkpoint(ctx.cfg.backdoored_checkpoint, ctx.clip, ctx.cfg.model.name), False
+        return load_handed_checkpoint(ctx), False
     state, from_cache, meta = ctx.setting.obtain_backdoored(ctx, lambda spec: ctx.resume("backdoored", spec))
     if run_dir is not None:
         record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
@@ -231,8 +233,11 @@ def analyse(ctx: RunContext, backdoored: StateDict, run_dir: Path, trigger_vecto
     return record
 
 
-def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = None) -> dict:
-    """Execute every stage and return the run record (status ``ok``)."""
+def run(
+    cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = None, save_to: Path | None = None, command: str | None = None
+) -> dict:
+    """Execute every stage and return the run record (status ``ok``); the defended model is exported to ``save_to``
+    (when given) in open_clip's folder layout, with a model card naming ``command``."""
     record = dict(record) if record is not None else base_record(cfg)
     log.info("device: %s (%s); run dir: %s", resolve_device(cfg.device), resolve_precision(cfg.precision, resolve_device(cfg.device)).name, run_dir)
     ctx = prepare(cfg)
@@ -272,6 +277,11 @@ def run(cfg: RunConfig, run_dir: Path, tracker: Tracker, record: dict | None = N
     if cfg.analysis.clean_reference:
         record.update(analyse(ctx, backdoored, run_dir, outcome.extras.get("trigger_vector")))
     record["status"] = "ok"
+    if save_to is not None:
+        ctx.clip.load_state_dict(outcome.state)
+        dtype = export.DTYPES[cfg.save_model_dtype]
+        record["exported_model"] = str(export.export_model(save_to, ctx.clip, cfg.model.name, record=record, command=command,
+                                                           pretrained=cfg.model.pretrained, dtype=dtype, overwrite=True))
     if outcome.alpha_curve:
         tracker.log_table("tbar/alpha_curve", outcome.alpha_curve)
     tracker.log({f"defended/{k}": record[k] for k in ("clean_acc", "asr", "robust_acc")})

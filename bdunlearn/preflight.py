@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -28,8 +27,9 @@ def validated(cfg: DictConfig | dict) -> RunConfig:
     plugins = registry()
     run = validate(cfg, plugins)
     size = input_size(run.model.name)
-    check_weights(run.model)
-    run = replace(run, dataset=_sized(run.dataset, size, "dataset"))
+    run = replace(run, model=checked_weights(run.model))
+    run = replace(run, dataset=_sized(_with_classes(run.dataset), size, "dataset"))
+    plugins.attacks[run.attack.name].check(run.attack, len(run.dataset.class_names), size)  # the classes are known now
     check_controls(run, size)
     setting = settings.REGISTRY[run.setting]
     setting.check(run, plugins)
@@ -38,22 +38,25 @@ def validated(cfg: DictConfig | dict) -> RunConfig:
     return run
 
 
-def check_weights(model) -> None:
-    """Published weights (an open_clip tag) must exist for the architecture and be obtainable now."""
+def checked_weights(model):
+    """The weights ``model.pretrained`` names (a tag, hf-hub:org/name, a folder or a file) exist for the architecture
+    and can be had now; weights that are not a tag are fingerprinted (``model.weights_sha256``) for the cache."""
     if model.pretrained is None:
-        return
-    import open_clip  # only for published weights: listing their tags needs the library
+        return model
+    from bdunlearn.models import sources
 
-    from bdunlearn.models import weights
+    source = sources.check(model.pretrained, model.name, model.cache_dir)
+    if source.kind == "tag":
+        return model
+    resolved = sources.locate(model.pretrained, model.cache_dir, download=True)
+    return replace(model, weights_sha256=sources.fingerprint(resolved)["sha256"])
 
-    tags = open_clip.list_pretrained_tags_by_model(model.name)
-    checks.require(
-        model.pretrained in tags,
-        f"model.pretrained={model.pretrained!r}: open_clip has no such tag for {model.name}; "
-        f"choose one of {', '.join(tags) or '(none)'} or set model.pretrained=null",
-    )
-    reason = weights.unavailable(model.name, model.pretrained, model.cache_dir)
-    checks.require(reason is None, reason or "")
+
+def _with_classes(dataset):
+    """A user's data names its classes (and is fingerprinted, for the cache); the others are as configured."""
+    dataset = datasets.with_class_names(dataset)
+    checks.require(len(dataset.class_names) >= 2, f"dataset.class_names: need at least two classes ({dataset.name} has {len(dataset.class_names)})")
+    return replace(dataset, files_fingerprint=datasets.files_fingerprint(dataset))
 
 
 def _sized(dataset, model_image_size: int | None, where: str):
@@ -75,6 +78,7 @@ def check_controls(run: RunConfig, model_image_size: int | None) -> None:
         f"control_datasets={run.control_datasets}: a dataset is listed twice",
     )
     for name in run.control_datasets:
+        checks.require(name not in ("folder", "csv"), f"control_datasets: {name} needs a dataset.root of its own; a control must be a named dataset")
         control = _sized(dataset_config(name, run.paths), model_image_size, f"control dataset {name}")
         try:
             datasets.check_available(control, need_train=not datasets.has_official_test(control))
@@ -111,10 +115,7 @@ def check_environment(run: RunConfig) -> None:
         import torch
 
         checks.require(torch.cuda.is_available(), "device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
-    if run.backdoored_checkpoint is not None:
-        path = Path(run.backdoored_checkpoint).expanduser()
-        checks.require(path.is_file(), f"backdoored_checkpoint={run.backdoored_checkpoint}: no such file")
-        from bdunlearn.models import clip
-        from bdunlearn.models.checkpoint import check_fits
+    if run.backdoored_checkpoint is not None:  # a weights file, an open_clip or bdunlearn folder, or hf-hub:org/name
+        from bdunlearn.models import sources
 
-        check_fits(path, clip.state_shapes(run.model.name), run.model.name)
+        sources.check(run.backdoored_checkpoint, run.model.name, run.model.cache_dir, key="backdoored_checkpoint")

@@ -12,6 +12,7 @@ from bdunlearn.config import keys
 from bdunlearn.data.captions import LabelledSource, build_corpus
 from bdunlearn.data.images import BatchSchedule
 from bdunlearn.models import clip as clip_models
+from bdunlearn.models import sources
 from bdunlearn.objectives import contrastive_loss
 from bdunlearn.params import trainable_parameters
 from bdunlearn.task_vectors import StateDict
@@ -24,7 +25,7 @@ def build_model(model_cfg, device):
     """The CLIP model (holding published weights for open_clip tags, random ones otherwise), its tokenizer
     and preprocessing."""
     if model_cfg.pretrained is not None:
-        clip = clip_models.create_pretrained(model_cfg.name, model_cfg.pretrained, model_cfg.cache_dir, device)
+        clip = sources.create(model_cfg.pretrained, model_cfg.name, model_cfg.cache_dir, device)
     else:
         torch.manual_seed(model_cfg.pretrain.seed)
         clip = clip_models.create(model_cfg.name, device)

@@ -4,12 +4,14 @@ on run directories laid out as a Hydra sweep writes them; and every script impor
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from bdunlearn.config.keys import INVERSION_VERDICT_KEYS
 from bdunlearn.inversion import REGISTRY
+from bdunlearn.inversion.bti_dbf import BtiDbfConfig
 from bdunlearn.reports.studies import unknown_attack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +45,7 @@ def _record(attack: str, seed: int, inversion: str | None, asr: float, **extra) 
 
 
 def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp_path):
-    bti = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "inversion" / "bti_dbf.yaml"))
+    bti = asdict(BtiDbfConfig())
     forced = {**bti, "detection_threshold": 0.001, "detection": "statistic"}
     ablation = {**bti, "pool_colours": False}
     known = _sweep(tmp_path / "known", ["attack=badnets", "seed=0,1"], [(_record("badnets", s, None, 0.3 + s / 10), None) for s in (0, 1)])
@@ -77,7 +79,7 @@ def test_rows_name_the_changed_inversion_settings_and_the_right_target_share(tmp
 
 
 def test_replication_sweeps_get_a_summary_with_seed_ranges_and_the_budgets_kept(tmp_path):
-    bti = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "inversion" / "bti_dbf.yaml"))
+    bti = asdict(BtiDbfConfig())
     runs = [
         (_record("wanet", seed, "bti_dbf", 0.9, detected=seed != 13, inversion_details={"norm_bound": 0.04 if seed < 12 else 0.01}), bti)
         for seed in (10, 11, 12, 13, 15)

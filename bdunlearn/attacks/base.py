@@ -61,8 +61,8 @@ class Attack(ABC):
     def check(cls, cfg: AttackConfig, num_classes: int, image_size: int | None) -> None:
         """Range checks of the config section, before any compute (UserError on the first problem)."""
         checks.require(
-            0 <= cfg.target_class < num_classes,
-            f"attack.target_class={cfg.target_class} is out of range; the dataset has classes 0..{num_classes - 1}",
+            num_classes is None or 0 <= cfg.target_class < num_classes,  # None: the data names its classes at preflight
+            f"attack.target_class={cfg.target_class} is out of range; the dataset has classes 0..{(num_classes or 0) - 1}",
         )
         checks.fraction(cfg.poison_rate, "attack.poison_rate", allow_zero=False)
         checks.require(

@@ -1,4 +1,4 @@
-"""The config tree on disk (``conf/``, shipped inside the package) and loading one dataset config from it."""
+"""The config tree on disk (``bdunlearn/conf/``, shipped inside the package) and loading one dataset config from it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from bdunlearn.config.schema import DatasetConfig, PathsConfig
 from bdunlearn.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
+# Inside the package, so that an installed wheel has it; the repository shows it at the top as conf/ (a link).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def options(group: str) -> list[str]:

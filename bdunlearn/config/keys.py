@@ -30,13 +30,15 @@ PAIRS_RECIPE = 2  # 2: each poisoned pair keeps one target caption drawn from th
 # The parts of a run config that do not change any number the run produces.
 NON_SCIENTIFIC_KEYS = (
     "logger", "paths", "use_cache", "skip_completed", "checkpoint_every", "eval_batch_size", "device", "compile", "label",
+    "save_model", "save_model_dtype", "hf_hub",
 )  # fmt: skip
 
 # Keys added after run records were first written: left out of the config hash while unset, so the hashes of
 # runs that do not use them stay as they were. (num_workers changes no number at all.)
 _OMITTED_WHEN_UNSET = {
     ("model", "pretrain"): ("corpus_fractions",),
-    ("dataset",): ("image_size", "partition", "class_folders", "max_train_per_class", "finetune_epochs"),
+    ("model",): ("weights_sha256",),
+    ("dataset",): ("image_size", "partition", "class_folders", "max_train_per_class", "finetune_epochs", "files_fingerprint"),
     ("dataset", "splits"): ("max_val_samples",),
     ("finetune",): ("epochs",),
     ("attack",): ("num_poisoned",),
@@ -129,6 +131,8 @@ def corpus_dataset(run: RunConfig, name: str, load_dataset):
 def pretrained_spec(run: RunConfig, precision: str, load_dataset) -> dict:
     """Everything that determines theta_pre (``precision``: the name of the precision training runs in)."""
     spec = {"model": architecture_fingerprint(run.model.name), "pretrained": run.model.pretrained}
+    if run.model.weights_sha256 is not None:  # weights from a file, folder or hub id: their content, not the path
+        spec["weights_sha256"] = run.model.weights_sha256
     if run.model.pretrained is None:
         spec["precision"] = precision
         pretrain = run.model.pretrain

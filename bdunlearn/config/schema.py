@@ -39,8 +39,13 @@ class PretrainConfig:
 @dataclass
 class ModelConfig:
     name: str = MISSING  # open_clip architecture name
-    pretrained: Optional[str] = None  # open_clip pretrained tag; null: theta_pre is made by the `pretrain` recipe
+    # theta_pre's weights: an open_clip tag (openai, laion2b_s34b_b79k, ...), hf-hub:org/name, an open_clip folder or
+    # weights file, or a folder bdunlearn exported; null: theta_pre is made by the `pretrain` recipe
+    pretrained: Optional[str] = None
     cache_dir: Optional[str] = None  # where open_clip keeps downloaded weights
+    # the sha256 of the weights `pretrained` names when they are not a tag: filled in at preflight, so that the
+    # cache keys the weights' content, not a path
+    weights_sha256: Optional[str] = None
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)  # read only when `pretrained` is null
 
 
@@ -73,6 +78,9 @@ class DatasetConfig:
     class_folders: Optional[list[str]] = None  # raw class names in the files, parallel to class_names
     max_train_per_class: Optional[int] = None  # a reproducible subset of the training files (ImageNet)
     finetune_epochs: Optional[float] = None  # the task-arithmetic literature's fine-tuning epochs on this dataset
+    # a user's image files (dataset=folder|csv): a digest of their paths, labels, sizes and times, filled in at
+    # preflight, so that the cache tells two folders with the same class names apart
+    files_fingerprint: Optional[str] = None
 
 
 @dataclass
@@ -130,6 +138,14 @@ class LoggerConfig:
 
 
 @dataclass
+class HubConfig:
+    """Pushing the exported defended model to the Hugging Face hub (never by default)."""
+
+    repo_id: Optional[str] = None  # org/name: push <run dir>/model there after the run (needs a login or HF_TOKEN)
+    private: bool = True
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     dataset: DatasetConfig = MISSING
@@ -151,6 +167,11 @@ class RunConfig:
     eval_batch_size: int = 512
     control_datasets: list[str] = field(default_factory=list)  # zero-shot CA measured before/after the defense
     label: Optional[str] = None  # the run's name in tables (record key `label`; default: the defense's name)
+    # the defended model in <run dir>/model, loadable by plain open_clip ('local-dir:<run dir>/model'): auto (single
+    # runs, not the jobs of a -m sweep: a ViT-B/32 takes 577 MB in fp32) | true | false
+    save_model: str = "auto"
+    save_model_dtype: str = "fp32"  # fp32 (reloads to the record's numbers exactly) | fp16 (half the disk)
+    hf_hub: HubConfig = field(default_factory=HubConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     # classification: the attacker fine-tunes the image tower on labelled data (frozen zero-shot head) |
     # contrastive: both towers, CLIP loss, on image-caption pairs (attack.num_poisoned poisoned); `dataset` is
@@ -165,3 +186,5 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 ATTACK_KNOWLEDGE = ("known", "unknown")
 WANDB_MODES = ("offline", "online", "disabled")
+SAVE_MODEL = ("auto", "true", "false")
+SAVE_DTYPES = ("fp32", "fp16", "bf16")

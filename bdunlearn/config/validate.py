@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bdunlearn.config import checks
 from bdunlearn.config.schema import (
     ATTACK_KNOWLEDGE,
     DEVICES,
     PRECISIONS,
+    SAVE_DTYPES,
+    SAVE_MODEL,
     SETTINGS,
     WANDB_MODES,
     AnalysisConfig,
@@ -40,6 +42,8 @@ def typed(node: Any, schema: type, where: str):
         if where and key and not key.startswith(where):
             key = f"{where}.{key}"
         key = key or where or "(root)"
+        if isinstance(exc, MissingMandatoryValue):
+            raise UserError(f"{key} must be set: add {key}=... to the command line") from exc
         raise UserError(f"invalid config at {key}: {message}") from exc
 
 
@@ -70,7 +74,8 @@ def check_dataset_values(cfg: DatasetConfig, where: str = "dataset") -> None:
     """Class names, templates, splits and the storage settings of one dataset (the run's, a corpus's, a control's)."""
     check_splits(cfg.splits, where)
     checks.fraction(cfg.pretrain_fraction, f"{where}.pretrain_fraction", allow_zero=False)
-    checks.require(len(cfg.class_names) >= 2, f"{where}.class_names: need at least two classes")
+    # empty: a user's folder or CSV names its classes itself (filled in at preflight)
+    checks.require(len(cfg.class_names) != 1, f"{where}.class_names: need at least two classes")
     checks.require(len(cfg.templates) >= 1, f"{where}.templates: need at least one prompt template")
     for template in cfg.templates:
         checks.require("{}" in template, f"{where}.templates: {template!r} has no '{{}}' placeholder for the class name")
@@ -166,7 +171,7 @@ def validate(cfg: DictConfig | dict, plugins) -> RunConfig:
         run.finetune.epochs is None or run.finetune.epochs > 0,
         f"finetune.epochs={run.finetune.epochs}: must be positive (or null: use finetune.steps)",
     )
-    attack_cls.check(run.attack, len(run.dataset.class_names), input_size(run.model.name))
+    attack_cls.check(run.attack, len(run.dataset.class_names) or None, input_size(run.model.name))
     defense.check(run.defense)
     check_analysis(run.analysis)
     if run.inversion is not None:
@@ -180,4 +185,8 @@ def validate(cfg: DictConfig | dict, plugins) -> RunConfig:
         f"use defense=none (or another attack, or attack_knowledge=unknown to invert a trigger)",
     )
     checks.choice(run.setting, SETTINGS, "setting")
+    checks.choice(str(run.save_model).lower(), SAVE_MODEL, "save_model")
+    checks.choice(run.save_model_dtype, SAVE_DTYPES, "save_model_dtype")
+    repo = run.hf_hub.repo_id
+    checks.require(repo is None or repo.count("/") == 1, f"hf_hub.repo_id={repo!r}: give it as org/name")
     return run

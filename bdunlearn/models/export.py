@@ -45,6 +45,10 @@ FORMAT_VERSION = 1
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")  # open_clip takes the size from the model
 
 
+# save_model_dtype -> the dtype weights are written in (None: as they are, fp32)
+DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def _uses_quick_gelu(model: nn.Module) -> bool:
     from open_clip.transformer import QuickGELU
 

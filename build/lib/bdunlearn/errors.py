@@ -1,0 +1,17 @@
+"""Exceptions that end a run with one readable line instead of a traceback."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad value, missing file, unknown name).
+
+    The message is shown as is, on one line, and should say how to fix it.
+    """
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, stage: str, step: int):
+        super().__init__(f"{stage}: loss became NaN/inf at step {step}; lower the learning rate")
+        self.stage = stage
+        self.step = step
