@@ -12,7 +12,7 @@ from conftest import BEFORE_COMPUTE_CPU_SECONDS, SHRINK, child_cpu_seconds
     "override,fragment",
     [
         ("attack.poison_rate=2", "attack.poison_rate"),
-        ("dataset=nope", "unknown dataset 'nope'; choose one of: cars, cifar10, cifar100, digits, dtd"),
+        ("dataset=nope", "unknown dataset 'nope'; choose one of: cars, cifar10, cifar100, csv, digits, dtd"),
         ("defense=nope", "unknown defense 'nope'"),
         ("attack.patch_sz=4", "patch_sz"),
         ("seed=0,1", "add -m"),
@@ -59,6 +59,7 @@ def test_default_pipeline_end_to_end_shrunken(run_cli):
         assert second[key] == record[key]
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 def test_other_seeds_and_attack_settings_write_records(run_cli):
     done, run_dir = run_cli(*SHRINK, "seed=1", "attack.target_class=3", "attack.patch_size=4")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -103,7 +103,7 @@ def test_autoaugment_keeps_shape_and_range_and_changes_images():
     assert (out != pixels).flatten(1).any(dim=1).float().mean() > 0.5
 
 
-@pytest.mark.parametrize("dataset", ["digits", "fashion_mnist"])
+@pytest.mark.parametrize("dataset", ["digits", pytest.param("fashion_mnist", marks=pytest.mark.slow)])
 def test_every_baseline_runs_end_to_end_and_accounts_for_its_budget(run_cli, tmp_path, compose, dataset):
     if dataset == "fashion_mnist" and not Path(compose("dataset=fashion_mnist").dataset.source_dir).is_dir():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

@@ -170,6 +170,7 @@ RESUMABLE = [*SHRINK, "finetune.steps=300", "checkpoint_every=25"]
 SCIENCE = ("clean_acc_pretrained", "clean_acc_backdoored", "asr_backdoored", "clean_acc", "asr", "robust_acc", "alpha", "alpha_curve", "config_hash")
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 def test_sigkilled_run_resumes_to_bit_identical_weights(tmp_path):
     reference = subprocess.run(_cli(tmp_path / "cache_a", tmp_path / "a", *RESUMABLE), capture_output=True, text=True, timeout=600)
     assert reference.returncode == 0, reference.stderr[-1500:]
@@ -196,6 +197,7 @@ def test_sigkilled_run_resumes_to_bit_identical_weights(tmp_path):
     assert {k: record_a[k] for k in SCIENCE} == {k: record_b[k] for k in SCIENCE}
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 def test_same_config_and_seed_give_identical_records(tmp_path):
     records = []
     for name in ("first", "second"):

@@ -15,7 +15,7 @@ from tests.conftest import REPO, SHRINK
 STAGES = [o for o in SHRINK if not o.startswith("defense.")]  # defense=none and interpolate have no steps
 ARMS = sorted(p.stem for p in (CONFIG_DIR / "arm").glob("*.yaml"))
 # The testbed shrunk onto digits (always at hand): no Fashion-MNIST, no control dataset.
-ON_DIGITS = ["dataset=digits", "control_datasets=[]", "model.pretrain.corpus=[digits]", "~model.pretrain.corpus_fractions"]
+ON_DIGITS = ["dataset=digits", "control_datasets=[]", "model.pretrain.corpus=[digits]", "model.pretrain.corpus_fractions=null"]
 
 
 @pytest.mark.parametrize("arm", ARMS)

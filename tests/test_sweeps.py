@@ -26,6 +26,7 @@ def _entries(cache: Path, kind: str) -> int:
     return len([p for p in (cache / kind).glob("*") if (p / "entry.json").is_file()]) if (cache / kind).is_dir() else 0
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 def test_a_sweep_trains_each_stage_once_and_running_it_again_trains_nothing(run_cli, tmp_path, monkeypatch):
     cache = tmp_path / "fresh-cache"
     monkeypatch.setenv("BDUNLEARN_CACHE_DIR", str(cache))
@@ -49,6 +50,7 @@ def test_a_sweep_trains_each_stage_once_and_running_it_again_trains_nothing(run_
     assert (_entries(cache, "pretrained"), _entries(cache, "backdoored"), _entries(cache, "trigger_vector")) == (1, 2, 2)
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 def test_a_killed_sweep_run_again_ends_with_exactly_one_ok_record_per_run(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "bdunlearn", "-m", "seed=0,1,2", *SHRINK, f"hydra.sweep.dir={sweep}"]
@@ -72,6 +74,7 @@ def test_a_killed_sweep_run_again_ends_with_exactly_one_ok_record_per_run(tmp_pa
     assert first.stat().st_mtime_ns == stamp  # the run that had finished was skipped, not redone
 
 
+@pytest.mark.slow  # heavy end-to-end: python -m pytest -m slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_launchers_produce_the_records_of_the_basic_launcher(run_cli, tmp_path, launcher):
     def sweep(name: str, *extra: str) -> dict[str, dict]:

@@ -1,4 +1,0 @@
-from bdunlearn.cli import main
-
-if __name__ == "__main__":
-    main()
