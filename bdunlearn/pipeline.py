@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bdunlearn import analysis, attacks, control, defenses, settings, task_vectors
+from bdunlearn import analysis, attacks, control, defenses, settings
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
@@ -25,6 +25,7 @@ from bdunlearn.config import RunConfig, dataset_config, input_size, keys
 from bdunlearn.data import datasets
 from bdunlearn.data.splits import Splits, make_splits
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
+from bdunlearn.defenses.record import operating_point_keys, trigger_vector_keys
 from bdunlearn.evaluation import Metrics, evaluate
 from bdunlearn.models import export, sources
 from bdunlearn.models.zeroshot import ZeroShotClassifier, zeroshot_head
@@ -274,6 +275,7 @@ def run(
     backdoored_ca = record["clean_acc_backdoored"]
     record["clean_acc_retained"] = record["clean_acc"] / backdoored_ca if backdoored_ca else None
     record.update(trigger_vector_keys(outcome, backdoored, ctx.pretrained))
+    record.update(operating_point_keys(outcome, backdoored, evaluator, record))
     if cfg.analysis.clean_reference:
         record.update(analyse(ctx, backdoored, run_dir, outcome.extras.get("trigger_vector")))
     record["status"] = "ok"
@@ -286,14 +288,4 @@ def run(
         tracker.log_table("tbar/alpha_curve", outcome.alpha_curve)
     tracker.log({f"defended/{k}": record[k] for k in ("clean_acc", "asr", "robust_acc")})
     tracker.summary(record)
-    return record
-
-
-def trigger_vector_keys(outcome: DefenseOutcome, backdoored: StateDict, pretrained: StateDict) -> dict:
-    """The record's keys about a defense's trigger vector (TBAR): cache use, cost, cosine with theta_b - theta_pre."""
-    record = {key: outcome.extras[key] for key in ("trigger_vector_from_cache", "trigger_finetune_seconds") if key in outcome.extras}
-    if "trigger_vector" in outcome.extras:
-        vector = outcome.extras["trigger_vector"]
-        attack_vector = task_vectors.subtract({k: backdoored[k] for k in vector}, pretrained)
-        record["cosine_trigger_attack"] = task_vectors.cosine(vector, attack_vector)
     return record

@@ -53,6 +53,9 @@ def write_record(run_dir: str | Path, record: dict) -> Path:
     return path
 
 
+OTHER_RULES = {"kappa": "by CA kept", "asr_target": "by ASR target"}
+
+
 def _fmt(value) -> str:
     return "  -  " if value is None else f"{value:.3f}"
 
@@ -65,6 +68,10 @@ def summary_table(record: dict) -> str:
         ("backdoored", "_backdoored"),
         (defended, ""),
     ]
+    # a defense that picks among operating points (TBAR): the point the other rule picks, below the chosen one
+    for rule, label in OTHER_RULES.items():
+        if record.get("alpha_rule") not in (None, rule) and record.get(f"alpha_{rule}") is not None:
+            rows.append((f"  {label} (alpha={record[f'alpha_{rule}']:g})", f"_{rule}"))
     width = max(len(name) for name, _ in rows) + 2
     lines = [f"{'model':<{width}}{'CA':>7}{'ASR':>7}{'RA':>7}"]
     for name, suffix in rows:

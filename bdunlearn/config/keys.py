@@ -45,6 +45,8 @@ _OMITTED_WHEN_UNSET = {
 }
 # TBAR's variant keys, added later: left out of the hash and of tau_t's cache key at their defaults.
 TBAR_VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "subtract"}
+# TBAR's choice of operating point, added later: left out of the hash at its defaults (tau_t does not depend on it).
+TBAR_SELECTION_DEFAULTS = {"alpha_rule": "kappa", "asr_target": 0.05}
 # Inversion settings that only turn statistics into a verdict: not part of what the inverted trigger depends on.
 INVERSION_VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
 # Where a dataset lives and how it is decoded: not part of what determines numbers.
@@ -70,7 +72,7 @@ def _omit_unset(view: dict) -> dict:
         view.pop("analysis")
     defense = view.get("defense") or {}
     if defense.get("name") == "tbar":
-        for key, default in TBAR_VARIANT_DEFAULTS.items():
+        for key, default in {**TBAR_VARIANT_DEFAULTS, **TBAR_SELECTION_DEFAULTS}.items():
             if defense.get(key) == default:
                 defense.pop(key)
     for path, keys in _OMITTED_WHEN_UNSET.items():

@@ -61,12 +61,18 @@ class TbarConfig(DefenseConfig):
         default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0]
     )
     kappa: float = 0.95  # keep alphas whose validation CA >= kappa * CA(theta_b)
+    # which operating point is "the defended model": kappa (the lowest validation ASR keeping kappa of CA, this
+    # project's rule) | asr_target (the smallest alpha with validation ASR <= asr_target, the CA cost left free);
+    # the record holds both either way
+    alpha_rule: str = "kappa"
+    asr_target: float = 0.05
 
 
 Config = TbarConfig
 IMAGES = ("all", "non_target")
 CONTRASTS = ("none", "target", "own_labels")
 CONTRAST_OPS = ("subtract", "project")
+ALPHA_RULES = ("kappa", "asr_target")
 NEEDS_TRIGGER = True  # the trigger vector is fine-tuned on triggered samples: attack=none has nothing to remove
 CONTRASTIVE = True  # triggered images paired with target captions (images=non_target needs labels: classification only)
 
@@ -82,6 +88,8 @@ def check(cfg: TbarConfig) -> None:
     checks.choice(cfg.images, IMAGES, "defense.images")
     checks.choice(cfg.contrast, CONTRASTS, "defense.contrast")
     checks.choice(cfg.contrast_op, CONTRAST_OPS, "defense.contrast_op")
+    checks.choice(cfg.alpha_rule, ALPHA_RULES, "defense.alpha_rule")
+    checks.fraction(cfg.asr_target, "defense.asr_target")
 
 
 @dataclass
@@ -101,6 +109,13 @@ def select_alpha(curve: list[AlphaPoint], kappa: float) -> AlphaPoint:
         raise ValueError("the alpha curve must contain alpha = 0 (the backdoored model itself)")
     eligible = [p for p in curve if p.val_clean_acc >= kappa * reference.val_clean_acc]
     return min(eligible, key=lambda p: (p.val_asr, p.alpha))
+
+
+def select_by_asr_target(curve: list[AlphaPoint], target: float) -> AlphaPoint:
+    """The smallest alpha whose validation ASR <= ``target`` (near-zero ASR, whatever it costs in CA); when none
+    reaches it, the lowest validation ASR (ties: the smaller alpha)."""
+    reached = [p for p in curve if p.val_asr <= target]
+    return min(reached, key=lambda p: p.alpha) if reached else min(curve, key=lambda p: (p.val_asr, p.alpha))
 
 
 def alpha_scan(inputs: DefenseInputs, trigger_vector: task_vectors.StateDict, grid: list[float]) -> list[AlphaPoint]:
@@ -212,7 +227,8 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     trigger_vector = {k: v.to(device) for k, v in vector.items()}
 
     curve = alpha_scan(inputs, trigger_vector, cfg.alpha_grid)
-    chosen_point = select_alpha(curve, cfg.kappa)
+    points = {"kappa": select_alpha(curve, cfg.kappa), "asr_target": select_by_asr_target(curve, cfg.asr_target)}
+    chosen_point = points[cfg.alpha_rule]
     log.info(
         "tbar: alpha=%g (val CA %.3f, val ASR %.3f); |tau_t|=%.4f",
         chosen_point.alpha, chosen_point.val_clean_acc, chosen_point.val_asr, task_vectors.norm(trigger_vector),
@@ -220,6 +236,8 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     extras = {
         "trigger_vector": trigger_vector, "trigger_vector_from_cache": from_cache,
         "trigger_finetune_seconds": meta["seconds"], "trigger_finetune_loss": meta["final_loss"],
+        "operating_points": {rule: point.alpha for rule, point in points.items()}, "alpha_rule": cfg.alpha_rule,
+        "asr_target_reached": any(p.val_asr <= cfg.asr_target for p in curve),
     }  # fmt: skip
     return DefenseOutcome(
         state=task_vectors.add(inputs.backdoored, trigger_vector, -chosen_point.alpha),
