@@ -32,7 +32,8 @@ print(json.dumps({"clean_acc": metrics.clean_acc, "asr": metrics.asr}))
 """
 
 
-def test_the_exported_defended_model_reloads_in_plain_open_clip_to_the_records_numbers(run_cli, tmp_path):
+def test_the_exported_defended_model_reloads_in_plain_open_clip_to_the_records_numbers(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BDUNLEARN_CACHE_DIR", str(tmp_path / "cache"))  # its own: other tests count cache hits
     overrides = [*SHRINK, "defense.alpha_grid=[0.5,1.0]"]
     done, run_dir = run_cli(*overrides)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -27,6 +27,7 @@ def operating_point_keys(outcome: DefenseOutcome, backdoored: StateDict, evaluat
     points = outcome.extras.get("operating_points") or {}
     record = {"alpha_rule": outcome.extras.get("alpha_rule")} if points else {}
     if "asr_target_reached" in outcome.extras:
+        record["asr_target"] = outcome.extras["asr_target"]
         record["asr_target_reached_on_val"] = outcome.extras["asr_target_reached"]
     for rule, alpha in points.items():
         if alpha == outcome.alpha:

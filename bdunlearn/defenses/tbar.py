@@ -237,7 +237,7 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
         "trigger_vector": trigger_vector, "trigger_vector_from_cache": from_cache,
         "trigger_finetune_seconds": meta["seconds"], "trigger_finetune_loss": meta["final_loss"],
         "operating_points": {rule: point.alpha for rule, point in points.items()}, "alpha_rule": cfg.alpha_rule,
-        "asr_target_reached": any(p.val_asr <= cfg.asr_target for p in curve),
+        "asr_target": cfg.asr_target, "asr_target_reached": any(p.val_asr <= cfg.asr_target for p in curve),
     }  # fmt: skip
     return DefenseOutcome(
         state=task_vectors.add(inputs.backdoored, trigger_vector, -chosen_point.alpha),

@@ -22,9 +22,21 @@ def summary_block(table: str, record: dict, *, cold: float, warm: float, run_roo
         f"accuracy over zero-shot θ_pre ({record['clean_acc_pretrained']:.3f} → {record['clean_acc_backdoored']:.3f}). "
         f"TBAR chose α = {record['alpha']:g} on the validation split: test ASR {record['asr_backdoored']:.3f} → "
         f"{record['asr']:.3f}, CA retained {record['clean_acc_retained']:.3f}; cosine(τ_t, θ_b − θ_pre) = "
-        f"{record['cosine_trigger_attack']:.3f}.",
+        f"{record['cosine_trigger_attack']:.3f}." + asr_target_sentence(record),
         f"Measured {datetime.date.today()} on {hardware} by `python scripts/measure_default.py`.",
     ])  # fmt: skip
+
+
+def asr_target_sentence(record: dict) -> str:
+    """TBAR's other operating point (the smallest α reaching the ASR target on validation), where recorded."""
+    if record.get("alpha_asr_target") is None or record.get("alpha_rule") == "asr_target":
+        return ""
+    reached = "" if record.get("asr_target_reached_on_val", True) else " (no α reached the target on validation)"
+    return (
+        f" By the ASR-target rule instead (the smallest α with validation ASR ≤ {record['asr_target']:g}{reached}): α = "
+        f"{record['alpha_asr_target']:g}, test ASR {record['asr_asr_target']:.3f}, CA retained "
+        f"{record['clean_acc_retained_asr_target']:.3f}."
+    )
 
 
 def report(block: str, record: dict) -> str:
