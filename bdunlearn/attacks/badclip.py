@@ -51,12 +51,12 @@ class BadClip(Attack):
         *,
         target_class: int,
         poison_rate: float,
-        patch_size: int = 3,
-        location: str = "bottom_right",
-        optim_steps: int = 200,
-        optim_lr: float = 0.05,
-        optim_batch_size: int = 64,
-        optim_seed: int = 0,
+        patch_size: int = BadClipConfig.patch_size,
+        location: str = BadClipConfig.location,
+        optim_steps: int = BadClipConfig.optim_steps,
+        optim_lr: float = BadClipConfig.optim_lr,
+        optim_batch_size: int = BadClipConfig.optim_batch_size,
+        optim_seed: int = BadClipConfig.optim_seed,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         self.patch_size = int(patch_size)

@@ -77,11 +77,11 @@ class BadNets(Attack):
         *,
         target_class: int,
         poison_rate: float,
-        patch_size: int = 3,
-        pattern: str = "white",
-        location: str = "bottom_right",
-        pattern_seed: int = 0,
-        pattern_file: str | None = None,
+        patch_size: int = BadNetsConfig.patch_size,
+        pattern: str = BadNetsConfig.pattern,
+        location: str = BadNetsConfig.location,
+        pattern_seed: int = BadNetsConfig.pattern_seed,
+        pattern_file: str | None = BadNetsConfig.pattern_file,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         patterns.require_arguments(pattern, pattern_file, PATTERNS)

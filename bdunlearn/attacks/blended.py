@@ -39,10 +39,10 @@ class Blended(Attack):
         *,
         target_class: int,
         poison_rate: float,
-        blend_ratio: float = 0.2,
-        pattern: str = "noise",
-        pattern_seed: int = 0,
-        pattern_file: str | None = None,
+        blend_ratio: float = BlendedConfig.blend_ratio,
+        pattern: str = BlendedConfig.pattern,
+        pattern_seed: int = BlendedConfig.pattern_seed,
+        pattern_file: str | None = BlendedConfig.pattern_file,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         patterns.require_arguments(pattern, pattern_file, PATTERNS)

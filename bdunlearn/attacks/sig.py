@@ -42,7 +42,9 @@ class Sig(Attack):
                 f"attack.frequency={cfg.frequency} exceeds the {image_size / 2:g} periods a {image_size}px-wide image can hold",
             )
 
-    def __init__(self, *, target_class: int, poison_rate: float, amplitude: float = 0.3, frequency: float = 4.0):
+    def __init__(
+        self, *, target_class: int, poison_rate: float, amplitude: float = SigConfig.amplitude, frequency: float = SigConfig.frequency
+    ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         self.amplitude = float(amplitude)
         self.frequency = float(frequency)

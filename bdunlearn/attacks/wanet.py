@@ -62,11 +62,11 @@ class WaNet(Attack):
         *,
         target_class: int,
         poison_rate: float,
-        grid_size: int = 4,
-        strength: float = 4.0,
-        grid_rescale: float = 1.0,
-        cross_ratio: float = 0.25,
-        warp_seed: int = 0,
+        grid_size: int = WaNetConfig.grid_size,
+        strength: float = WaNetConfig.strength,
+        grid_rescale: float = WaNetConfig.grid_rescale,
+        cross_ratio: float = WaNetConfig.cross_ratio,
+        warp_seed: int = WaNetConfig.warp_seed,
     ):
         super().__init__(target_class=target_class, poison_rate=poison_rate)
         self.grid_size = int(grid_size)
