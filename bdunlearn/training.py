@@ -40,6 +40,7 @@ class TrainResult:
     seconds: float  # every sitting's, when the fine-tune was resumed (sittings saved before this was kept: not counted)
     losses: list[float] = field(default_factory=list)
     resumed_from: int = 0  # the step a resumed fine-tune continued from (0: it ran in one sitting)
+    start_grad_norm: float | None = None  # L2 norm of the first step's gradient (None: resumed past it)
 
     @property
     def final_loss(self) -> float:
@@ -212,7 +213,7 @@ def fit(
         if values:
             progress.set_postfix(loss=f"{values[-1]:.3f}", refresh=False)
 
-    start = time.perf_counter()
+    start, start_grad_norm = time.perf_counter(), None
     quiet = None if distributed.is_main() else True  # one progress bar per run, not per rank
     progress = tqdm(range(first, settings.steps), desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5, disable=quiet)
     for step in progress:
@@ -222,6 +223,8 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(params)
+        if step == 0:  # how steep the loss is where the fine-tune starts (a diagnostic; one sync, once)
+            start_grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
         if sam is not None:
             moves = sam_ascent(params, sam.rho, sam.adaptive)
             optimizer.zero_grad(set_to_none=True)
@@ -242,4 +245,5 @@ def fit(
     progress.close()
     if resume and distributed.is_main():
         resume.path.unlink(missing_ok=True)
-    return TrainResult(steps=settings.steps, seconds=earlier + time.perf_counter() - start, losses=losses, resumed_from=first)
+    seconds = earlier + time.perf_counter() - start
+    return TrainResult(steps=settings.steps, seconds=seconds, losses=losses, resumed_from=first, start_grad_norm=start_grad_norm)

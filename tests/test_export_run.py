@@ -41,6 +41,7 @@ def test_the_exported_defended_model_reloads_in_plain_open_clip_to_the_records_n
     # both of TBAR's operating points are recorded; the kappa rule's is the defended model by default
     assert record["alpha_rule"] == "kappa" and record["alpha_kappa"] == record["alpha"] and record["asr_kappa"] == record["asr"]
     assert record["alpha_asr_target"] in (0.5, 1.0, 0.0) and 0.0 <= record["clean_acc_asr_target"] <= 1.0
+    assert record["trigger_finetune_start_loss"] > 0 and record["trigger_finetune_start_grad_norm"] > 0  # the estimate's start
     folder = run_dir / "model"
     assert record["exported_model"] == str(folder) and (folder / "open_clip_config.json").is_file()
     assert "tbar" in (folder / "README.md").read_text()  # the model card names the defense

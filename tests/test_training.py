@@ -80,3 +80,17 @@ def test_precision_resolution():
     assert resolve_precision("auto", torch.device("cuda")).dtype == torch.bfloat16
     assert resolve_precision("fp32", torch.device("cuda")).dtype is None
     assert resolve_precision("bf16", torch.device("cpu")).name == "bfloat16"
+
+
+def test_fit_reports_the_gradient_norm_where_it_starts():
+    import torch
+
+    from bdunlearn.training import OptimSettings, fit
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(3))
+    target = torch.tensor([1.0, -2.0, 0.5])
+    expected = float(torch.linalg.vector_norm(2 * (weight.detach() - target)))  # d/dw |w - t|^2
+    result = fit([weight], lambda _: ((weight - target) ** 2).sum(), lambda step: None, OptimSettings(3, 1, 0.1, 0.0, 0), "test")
+    assert result.start_grad_norm == pytest.approx(expected, rel=1e-6)
+    assert result.losses[0] == pytest.approx(expected**2 / 4, rel=1e-6)  # the loss at the start, before any step

@@ -12,7 +12,11 @@ from bdunlearn.task_vectors import StateDict
 
 def trigger_vector_keys(outcome: DefenseOutcome, backdoored: StateDict, pretrained: StateDict) -> dict:
     """Cache use, cost and cosine with theta_b - theta_pre of a defense's trigger vector (TBAR)."""
-    record = {key: outcome.extras[key] for key in ("trigger_vector_from_cache", "trigger_finetune_seconds") if key in outcome.extras}
+    keys = (
+        "trigger_vector_from_cache", "trigger_finetune_seconds", "trigger_finetune_loss", "trigger_finetune_start_loss",
+        "trigger_finetune_start_grad_norm",
+    )  # fmt: skip
+    record = {key: outcome.extras[key] for key in keys if key in outcome.extras}
     if "trigger_vector" in outcome.extras:
         vector = outcome.extras["trigger_vector"]
         attack_vector = task_vectors.subtract({k: backdoored[k] for k in vector}, pretrained)

@@ -211,7 +211,8 @@ def estimate_trigger_vector(inputs: DefenseInputs, cfg: TbarConfig) -> tuple[tas
         contrast, contrast_result = _finetune_vector(inputs, cfg, untriggered, start, "tbar: contrast fine-tune")
         vector = task_vectors.add(vector, contrast, -1.0) if cfg.contrast_op == "subtract" else task_vectors.project_out(vector, contrast)
         seconds += contrast_result.seconds
-    return vector, {"samples": len(samples), "seconds": seconds, "final_loss": result.final_loss}
+    start = {"start_loss": result.losses[0] if result.losses else None, "start_grad_norm": result.start_grad_norm}
+    return vector, {"samples": len(samples), "seconds": seconds, "final_loss": result.final_loss, **start}
 
 
 def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
@@ -236,6 +237,8 @@ def defend(inputs: DefenseInputs, cfg: TbarConfig) -> DefenseOutcome:
     extras = {
         "trigger_vector": trigger_vector, "trigger_vector_from_cache": from_cache,
         "trigger_finetune_seconds": meta["seconds"], "trigger_finetune_loss": meta["final_loss"],
+        # where the estimate starts (meta of vectors cached before these were kept has neither)
+        "trigger_finetune_start_loss": meta.get("start_loss"), "trigger_finetune_start_grad_norm": meta.get("start_grad_norm"),
         "operating_points": {rule: point.alpha for rule, point in points.items()}, "alpha_rule": cfg.alpha_rule,
         "asr_target": cfg.asr_target, "asr_target_reached": any(p.val_asr <= cfg.asr_target for p in curve),
     }  # fmt: skip
