@@ -20,8 +20,19 @@ from bdunlearn.training import FP32, OptimSettings, Resume, Sam, TrainResult, fi
 log = logging.getLogger(__name__)
 
 
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The best other class's logit minus the label's: unlike cross-entropy it does not flatten out once the label
+    wins, so a model that already predicts the label still gets a gradient towards a larger margin."""
+    label_logits = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(dim=1)
+    return (others - label_logits).mean()
+
+
+CRITERIA = {"ce": F.cross_entropy, "margin": margin_loss}
+
+
 def classification_loss(
-    classifier: nn.Module, data: TriggerableSet, attack: Attack | None, image_size: int, generator: torch.Generator
+    classifier: nn.Module, data: TriggerableSet, attack: Attack | None, image_size: int, generator: torch.Generator, criterion: str = "ce"
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """Cross-entropy of ``classifier`` on batches of ``data``; flagged samples get ``attack``'s trigger (and
     cross samples its cross transform)."""
@@ -29,7 +40,7 @@ def classification_loss(
     def loss_fn(index: torch.Tensor) -> torch.Tensor:
         cross = data.cross[index] if data.cross is not None else None
         return triggered_cross_entropy(
-            classifier, data.images[index], data.labels[index], data.triggered[index], cross, attack, image_size, generator
+            classifier, data.images[index], data.labels[index], data.triggered[index], cross, attack, image_size, generator, criterion
         )
 
     return loss_fn
@@ -44,15 +55,16 @@ def triggered_cross_entropy(
     attack: Attack | None,
     image_size: int,
     generator: torch.Generator,
+    criterion: str = "ce",
 ) -> torch.Tensor:
-    """Cross-entropy of ``classifier`` on one batch of uint8 ``images``: those flagged in ``triggered`` get
+    """Cross-entropy (or another ``CRITERIA`` loss) of ``classifier`` on one batch of uint8 ``images``: those flagged in ``triggered`` get
     ``attack``'s trigger, those flagged in ``cross`` its cross transform (in-memory and streamed batches alike)."""
     pixels = to_pixels(images, image_size)
     if attack is not None:
         attack.apply_where_(pixels, triggered, generator)
     if attack is not None and cross is not None and bool(cross.any()):
         pixels[cross] = attack.apply_cross(pixels[cross], generator)
-    return F.cross_entropy(classifier(pixels), labels)
+    return CRITERIA[criterion](classifier(pixels), labels)
 
 
 def finetune_classifier(
@@ -68,11 +80,12 @@ def finetune_classifier(
     precision: Precision = FP32,
     compile_model: bool = False,
     sam: Sam | None = None,
+    criterion: str = "ce",
 ) -> TrainResult:
     """Supervised fine-tuning of ``params`` with the classifier's frozen head (optionally ``torch.compile``d)."""
     generator = torch.Generator().manual_seed(seed)
     model = torch.compile(classifier) if compile_model else classifier
-    loss_fn = classification_loss(model, data, attack, image_size, generator)
+    loss_fn = classification_loss(model, data, attack, image_size, generator, criterion)
     return fit_classifier(classifier, params, loss_fn, len(data), settings, seed, desc, generator, resume, precision, sam)
 
 

@@ -32,6 +32,7 @@ class OptimSettings:
     lr: float
     weight_decay: float = 0.1
     warmup_steps: int = 0
+    optimizer: str = "adamw"  # adamw | sgd (plain gradient steps: no momentum, no normalisation of small gradients)
 
 
 @dataclass
@@ -58,12 +59,17 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: float, kind: str = "adamw") -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]  # gains, biases, logit scale: no weight decay (as open_clip)
     fused = bool(params) and params[0].is_cuda
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
     return torch.optim.AdamW(groups, lr=lr, fused=fused)
 
 
@@ -197,7 +203,7 @@ def fit(
     if isinstance(schedule, BatchSchedule):
         schedule = distributed.rank_share(schedule)
     distributed.broadcast_parameters(params)
-    optimizer = make_optimizer(params, settings.lr, settings.weight_decay)
+    optimizer = make_optimizer(params, settings.lr, settings.weight_decay, settings.optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(settings.warmup_steps, settings.steps))
     fingerprint = json.dumps({**asdict(settings), "sam": asdict(sam) if sam else None}, sort_keys=True)
     first, losses, earlier = _load_state(resume, params, optimizer, scheduler, generator, fingerprint) if resume else (0, [], 0.0)

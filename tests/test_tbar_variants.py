@@ -127,3 +127,24 @@ def test_interpolation_walks_from_theta_b_to_theta_pre_and_chooses_alpha_by_tbar
     with pytest.raises(UserError, match="needs theta_pre"):
         interpolate.defend(replace(inputs, pretrained=None), cfg)
 
+
+
+def test_the_margin_loss_keeps_a_gradient_where_cross_entropy_has_almost_none():
+    import torch.nn.functional as F
+
+    from bdunlearn.objectives import margin_loss
+
+    logits = torch.tensor([[12.0, 0.0, -1.0]], requires_grad=True)  # the label already wins by far
+    labels = torch.tensor([0])
+    assert margin_loss(logits, labels).item() == pytest.approx(-12.0)
+    (ce_grad,) = torch.autograd.grad(F.cross_entropy(logits, labels), logits)
+    (margin_grad,) = torch.autograd.grad(margin_loss(logits, labels), logits)
+    assert ce_grad.abs().max() < 1e-4 and margin_grad.abs().max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("overrides", [{"optimizer": "sgd", "lr": 0.1}, {"loss": "margin"}])
+def test_estimation_variants_give_a_different_trigger_vector(inputs, overrides):
+    paper, _ = tbar.estimate_trigger_vector(inputs, _tbar())
+    variant, _ = tbar.estimate_trigger_vector(inputs, _tbar(**overrides))
+    assert set(variant) == set(paper)
+    assert task_vectors.cosine(variant, paper) < 0.999

@@ -44,7 +44,7 @@ _OMITTED_WHEN_UNSET = {
     ("attack",): ("num_poisoned",),
 }
 # TBAR's variant keys, added later: left out of the hash and of tau_t's cache key at their defaults.
-TBAR_VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "subtract"}
+TBAR_VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "subtract", "optimizer": "adamw", "loss": "ce"}
 # TBAR's choice of operating point, added later: left out of the hash at its defaults (tau_t does not depend on it).
 TBAR_SELECTION_DEFAULTS = {"alpha_rule": "kappa", "asr_target": 0.05}
 # Inversion settings that only turn statistics into a verdict: not part of what the inverted trigger depends on.

@@ -28,9 +28,9 @@ from bdunlearn.defenses.base import DefenseConfig, DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.finetuning import draw_samples
 from bdunlearn.errors import UserError
 from bdunlearn.evaluation import evaluate
-from bdunlearn.objectives import finetune_classifier, finetune_pairs
+from bdunlearn.objectives import CRITERIA, finetune_classifier, finetune_pairs
 from bdunlearn.params import trainable_parameters
-from bdunlearn.training import OptimSettings
+from bdunlearn.training import OPTIMIZERS, OptimSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class TbarConfig(DefenseConfig):
     # the record holds both either way
     alpha_rule: str = "kappa"
     asr_target: float = 0.05
+    # how tau_t is estimated (the paper: AdamW on cross-entropy): sgd takes plain gradient steps (AdamW normalises
+    # the tiny gradients of a fine-tune that starts near zero loss); margin is a non-saturating logit-margin loss
+    optimizer: str = "adamw"
+    loss: str = "ce"
 
 
 Config = TbarConfig
@@ -89,6 +93,8 @@ def check(cfg: TbarConfig) -> None:
     checks.choice(cfg.contrast, CONTRASTS, "defense.contrast")
     checks.choice(cfg.contrast_op, CONTRAST_OPS, "defense.contrast_op")
     checks.choice(cfg.alpha_rule, ALPHA_RULES, "defense.alpha_rule")
+    checks.choice(cfg.optimizer, OPTIMIZERS, "defense.optimizer")
+    checks.choice(cfg.loss, tuple(CRITERIA), "defense.loss")
     checks.fraction(cfg.asr_target, "defense.asr_target")
 
 
@@ -169,12 +175,19 @@ def _finetune_vector(inputs: DefenseInputs, cfg: TbarConfig, data, start, desc: 
     clip = inputs.classifier.clip
     clip.load_state_dict(start)
     params = trainable_parameters(clip, cfg.params)
-    settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps)
-    finetune = finetune_pairs if isinstance(data, CaptionCorpus) else finetune_classifier
-    result = finetune(
-        inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
-        seed=inputs.seed, desc=desc, precision=inputs.precision,
-    )  # fmt: skip
+    settings = OptimSettings(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.optimizer)
+    if isinstance(data, CaptionCorpus):
+        if cfg.loss != "ce":
+            raise UserError(f"defense.loss={cfg.loss} applies to setting=classification; the contrastive form uses the CLIP loss")
+        result = finetune_pairs(
+            inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
+            seed=inputs.seed, desc=desc, precision=inputs.precision,
+        )  # fmt: skip
+    else:
+        result = finetune_classifier(
+            inputs.classifier, list(params.values()), data, inputs.attack, inputs.image_size, settings,
+            seed=inputs.seed, desc=desc, precision=inputs.precision, criterion=cfg.loss,
+        )  # fmt: skip
     finetuned = clip.state_dict()
     return task_vectors.subtract({k: finetuned[k] for k in params}, start), result
 
