@@ -70,7 +70,8 @@ def summary_table(record: dict) -> str:
     ]
     # a defense that picks among operating points (TBAR): the point the other rule picks, below the chosen one
     for rule, label in OTHER_RULES.items():
-        if record.get("alpha_rule") not in (None, rule) and record.get(f"alpha_{rule}") is not None:
+        other = record.get(f"alpha_{rule}")
+        if record.get("alpha_rule") not in (None, rule) and other is not None and other != record.get("alpha"):
             rows.append((f"  {label} (alpha={record[f'alpha_{rule}']:g})", f"_{rule}"))
     width = max(len(name) for name, _ in rows) + 2
     lines = [f"{'model':<{width}}{'CA':>7}{'ASR':>7}{'RA':>7}"]

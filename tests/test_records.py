@@ -30,3 +30,12 @@ def test_summary_table_shows_three_rows():
         record.update({f"clean_acc{suffix}": 0.9, f"asr{suffix}": 0.1, f"robust_acc{suffix}": None})
     lines = summary_table(record).splitlines()
     assert len(lines) == 4 and "tbar (alpha=0.5)" in lines[-1] and lines[1].startswith("pretrained")
+
+
+def test_the_summary_shows_the_other_operating_point_only_where_it_differs():
+    from bdunlearn.records import summary_table
+
+    base = {"defense": "tbar", "alpha": 0.7, "alpha_rule": "kappa", "clean_acc": 0.9, "asr": 0.4, "robust_acc": 0.5}
+    other = {"alpha_asr_target": 1.2, "clean_acc_asr_target": 0.7, "asr_asr_target": 0.01, "robust_acc_asr_target": 0.8}
+    assert "by ASR target (alpha=1.2)" in summary_table({**base, **other})
+    assert "by ASR target" not in summary_table({**base, **other, "alpha_asr_target": 0.7})
