@@ -3,7 +3,7 @@
 An entry is ``<root>/<kind>/<key>/`` with ``weights.safetensors`` and ``entry.json`` (the spec, metadata and
 the weights' SHA-256). ``entry.json`` is written last, so a half-written entry is never mistaken for a
 complete one; an entry whose checksum does not match is rebuilt. A file lock makes concurrent runs that need
-the same entry build it once.
+the same entry build it once; the processes of one torchrun run build it together and rank 0 stores it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from bdunlearn import distributed
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.config.keys import artifact_key
 from bdunlearn.models.checkpoint import StateDict, save_state_dict
@@ -79,6 +80,8 @@ class ArtifactCache:
         if not self.enabled:
             state, meta = build()
             return state, meta, False
+        if distributed.active():
+            return self._get_or_build_together(kind, spec, build)
         entry = self.entry_dir(kind, spec)
         entry.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(entry) + ".lock"):
@@ -91,3 +94,29 @@ class ArtifactCache:
             state, meta = build()
             self.store(kind, spec, state, meta)
             return state, meta, False
+
+    def _get_or_build_together(self, kind: str, spec: dict, build) -> tuple[StateDict, dict, bool]:
+        """``get_or_build`` under torch.distributed, called by every rank: rank 0 looks the entry up; if it is
+        missing every rank builds (a fine-tune needs all of them) and rank 0 alone stores the result. The file lock
+        is held only around rank 0's lookup and store, never across a collective step, where a rank waiting on
+        the lock would stall the others."""
+        entry = self.entry_dir(kind, spec)
+        cached = None
+        if distributed.is_main():
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(entry) + ".lock"):
+                cached = self.load(kind, spec)
+        if distributed.broadcast_object(cached is not None):
+            cached = cached or self.load(kind, spec)
+            if cached is None:
+                raise RuntimeError(f"cache entry {entry} is not readable from rank {distributed.rank()}; put paths.cache_dir on a shared file system")
+            log.info("%s: reusing cache entry %s", kind, entry)
+            return cached[0], cached[1], True
+        state, meta = build()
+        if distributed.is_main():
+            with FileLock(str(entry) + ".lock"):
+                if entry.exists():
+                    shutil.rmtree(entry)
+                self.store(kind, spec, state, meta)
+        distributed.barrier()
+        return state, meta, False

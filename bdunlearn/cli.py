@@ -6,13 +6,13 @@ starts any of them, so a mistake costs one line on stderr and exit code 2, and n
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
 import sys
 import tempfile
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -20,55 +20,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from bdunlearn import distributed
 from bdunlearn import overrides as overrides_module
 from bdunlearn.atomic import write_text_atomic
-from bdunlearn.config import CONFIG_DIR, RunConfig, config_hash, stable_hash, to_dict
+from bdunlearn.command_line import hydra_arguments, one_run_dir, with_sweep_dir
+from bdunlearn.config import CONFIG_DIR, RunConfig, config_hash, to_dict
 from bdunlearn.errors import TrainingDiverged, UserError
 from bdunlearn.plugins import register_configs
 from bdunlearn.preflight import validated
 
 log = logging.getLogger("bdunlearn")
 MAX_PREFLIGHT_RUNS = 512
-MAX_SWEEP_NAME = 80
-
-
-def sweep_name(task_overrides: list[str]) -> str:
-    """A sweep's directory name made from its command-line overrides, so that the same command finds the same
-    directory again (and skips the runs already done there)."""
-    name = "_".join(task_overrides) or "default"
-    name = "".join(c if c.isalnum() or c in "=,.+-_" else "-" for c in name)
-    if len(name) > MAX_SWEEP_NAME:
-        name = f"{name[: MAX_SWEEP_NAME - 9]}-{stable_hash(name, 8)}"
-    return name
-
-
-def hydra_arguments(argv: list[str]) -> argparse.Namespace:
-    """The command line as Hydra reads it (its flags, and the overrides), for the checks made before Hydra runs."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("overrides", nargs="*")
-    for flag in ("--help", "--hydra-help", "--resolve"):
-        parser.add_argument(flag, action="store_true")
-    parser.add_argument("-h", dest="help", action="store_true")
-    parser.add_argument("--info", "-i", nargs="?", const="all")
-    parser.add_argument("--experimental-rerun")
-    parser.add_argument("--multirun", "-m", action="store_true")
-    parser.add_argument("--cfg", "-c")
-    parser.add_argument("--package", "-p")
-    parser.add_argument("--shell-completion", "-sc", action="store_true")
-    parser.add_argument("--config-path", "-cp")
-    parser.add_argument("--config-name", "-cn")
-    parser.add_argument("--config-dir", "-cd")
-    args, _ = parser.parse_known_args(argv)
-    return args
-
-
-def with_sweep_dir(argv: list[str]) -> list[str]:
-    """``argv`` plus ``hydra.sweep.dir=multirun/<sweep name>`` for a sweep that does not set its directory."""
-    args = hydra_arguments(argv)
-    if not args.multirun or any(o.startswith("hydra.sweep.dir=") for o in args.overrides):
-        return argv
-    task = [o for o in args.overrides if not o.startswith(("hydra.", "hydra/", "+hydra", "~hydra"))]
-    return [*argv, f"hydra.sweep.dir='multirun/{sweep_name(task)}'"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -112,18 +74,18 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[str]]:
     return [list(c) for c in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_RUNS)]
 
 
-def preflight(argv: list[str]) -> None:
+def preflight(argv: list[str]) -> set[str]:
     """Compose and validate every requested run; raise UserError on the first mistake; print a note for each
-    override a run does not read."""
+    override a run does not read. Returns the output directories of the runs (none for --help and the like)."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     args = hydra_arguments(argv)
     if args.help or args.hydra_help or args.info or args.cfg or args.shell_completion:
-        return
+        return set()
     if args.config_dir or args.config_path or args.config_name or args.experimental_rerun:
-        return  # a different config tree: each job validates itself
+        return set()  # a different config tree: each job validates itself
     try:
         runs = _expand(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -145,10 +107,11 @@ def preflight(argv: list[str]) -> None:
                 raise composition_error(exc) from exc
             run = validated(cfg)
             notes.update(dict.fromkeys(overrides_module.check(run, overrides)))
-    for note in notes:
+    for note in notes if distributed.is_main() else ():
         print(f"bdunlearn: note: {note}", file=sys.stderr)
     for directory in output_dirs:
         _check_writable(directory, "hydra.sweep.dir" if args.multirun else "hydra.run.dir")
+    return output_dirs
 
 
 def _config_sweeps(first_run: list[str], command_line: list[str]) -> list[str]:
@@ -210,12 +173,14 @@ def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
     from bdunlearn.records import base_record, summary_table, write_record
     from bdunlearn.tracking import Tracker
 
-    save_to = model_folder(cfg, run_dir, in_sweep)
+    main = distributed.is_main()  # under torchrun every rank runs the stages; rank 0 alone writes and reports
+    save_to = model_folder(cfg, run_dir, in_sweep) if main else None
     if save_to is not None:  # a folder that cannot take the model stops the run here, before any compute
         export.check_destination(save_to, cfg.model.name, export.DTYPES[cfg.save_model_dtype], overwrite=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
-    tracker = Tracker(cfg.logger.wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
+    wandb = cfg.logger.wandb if main else replace(cfg.logger.wandb, mode="disabled")
+    tracker = Tracker(wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
     try:
         record = pipeline.run(cfg, run_dir, tracker, record, save_to=save_to, command=" ".join(["bdunlearn", *sys.argv[1:]]))
     except BaseException as exc:
@@ -223,18 +188,23 @@ def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
         record["error"] = _one_line(exc)
         if isinstance(exc, TrainingDiverged):
             record["failed_stage"], record["failed_step"] = exc.stage, exc.step
-        write_record(run_dir, record)
+        if main:
+            write_record(run_dir, record)
         tracker.finish(failed=True)
         if isinstance(exc, UserError):
             raise
         if isinstance(exc, TrainingDiverged):
             raise RunFailed(_one_line(exc)) from exc
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and main:
             write_text_atomic(run_dir / "traceback.txt", "".join(traceback.format_exception(exc)))
             raise RunFailed(f"{_one_line(exc)} (traceback in {run_dir / 'traceback.txt'})") from exc
+        if isinstance(exc, Exception):
+            raise RunFailed(f"{_one_line(exc)} (rank {distributed.rank()})") from exc
         raise
-    path = write_record(run_dir, record)
     tracker.finish()
+    if not main:
+        return record
+    path = write_record(run_dir, record)
     print(summary_table(record))
     print(f"run record: {path}")
     if record.get("exported_model"):
@@ -277,7 +247,8 @@ def main() -> None:
     sys.argv[1:] = with_sweep_dir(sys.argv[1:])
     register_configs()
     try:
-        preflight(sys.argv[1:])
+        distributed.init_from_env()  # torchrun (or a SLURM job's tasks): every fine-tune of the run uses them all
+        sys.argv[1:] = one_run_dir(sys.argv[1:], preflight(sys.argv[1:]))
         _app()
     except UserError as exc:
         print(f"bdunlearn: error: {_one_line(exc)}", file=sys.stderr)
@@ -285,5 +256,7 @@ def main() -> None:
     except KeyboardInterrupt:
         print("bdunlearn: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        distributed.shutdown()
     if _FAILURES:
         sys.exit(max(_FAILURES) if len(set(_FAILURES)) == 1 else 1)

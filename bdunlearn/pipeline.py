@@ -16,14 +16,15 @@ from typing import Any
 
 import torch
 
-from bdunlearn import analysis, attacks, control, defenses, settings
+from bdunlearn import analysis, attacks, control, defenses, distributed, settings
 from bdunlearn.atomic import write_json_atomic
 from bdunlearn.attacks.base import Attack, PrepareContext
 from bdunlearn.attacks.preview import save_png, trigger_grid
 from bdunlearn.cache import ArtifactCache
 from bdunlearn.config import RunConfig, dataset_config, input_size, keys
 from bdunlearn.data import datasets
-from bdunlearn.data.splits import Splits, make_splits
+from bdunlearn.data import sources as data_sources
+from bdunlearn.data.splits import Splits
 from bdunlearn.defenses.base import DefenseInputs, DefenseOutcome
 from bdunlearn.defenses.record import operating_point_keys, trigger_vector_keys
 from bdunlearn.evaluation import Metrics, evaluate
@@ -51,7 +52,7 @@ class Evaluator:
     """CA / ASR / RA on the test split of whatever weights it is handed."""
 
     classifier: ZeroShotClassifier
-    test: Any  # ImageSet
+    test: Any  # ImageSet, or a StreamedSplit (dataset.storage=stream)
     image_size: int
     batch_size: int
     attack: Attack | None  # None: the attack plants no trigger, so there is no ASR / RA to measure
@@ -60,7 +61,11 @@ class Evaluator:
 
     def __call__(self, state) -> Metrics:
         self.classifier.clip.load_state_dict(state)
-        return evaluate(self.classifier, self.test, self.image_size, self.batch_size, self.attack, seed=self.seed, precision=self.precision)
+        if data_sources.streamed(self.test):
+            from bdunlearn.streaming import evaluate_streamed as evaluate_split
+        else:
+            evaluate_split = evaluate
+        return evaluate_split(self.classifier, self.test, self.image_size, self.batch_size, self.attack, seed=self.seed, precision=self.precision)
 
 
 @dataclass
@@ -92,8 +97,8 @@ class RunContext:
         return datasets.at_model_size(dataset_config(name, self.cfg.paths), input_size(self.cfg.model.name))
 
     def load_splits(self, dataset_cfg) -> Splits:
-        """A dataset's splits; datasets of image files are decoded through the cache (when it is on)."""
-        return make_splits(datasets.load(dataset_cfg, self.data_cache), dataset_cfg.splits)
+        """A dataset's splits (``dataset.storage``): streamed, or decoded through the cache (when it is on) into memory."""
+        return data_sources.load_splits(dataset_cfg, self.data_cache)
 
     def resume(self, kind: str, spec: dict) -> Resume | None:
         """Resumable state of a cached stage's fine-tune lives beside its cache entry."""
@@ -131,9 +136,10 @@ def prepare(cfg: RunConfig) -> RunContext:
         cfg=cfg, device=device, precision=resolve_precision(cfg.precision, device),
         cache=ArtifactCache(cfg.paths.cache_dir, enabled=cfg.use_cache), setting=settings.REGISTRY[cfg.setting],
     )  # fmt: skip
-    splits = ctx.load_splits(cfg.dataset)
-    log.info("splits: %s", splits.sizes())
-    ctx.splits = Splits(**{name: getattr(splits, name).to(device) for name in ("train", "defense", "val", "test")})
+    with distributed.main_first():  # rank 0 fills the decoded cache; the other ranks then read it
+        splits = ctx.load_splits(cfg.dataset)
+    log.info("splits (%s): %s", cfg.dataset.storage, splits.sizes())
+    ctx.splits = data_sources.on_device(splits, device)
     ctx.clip, ctx.tokenizer, ctx.preprocess = build_model(cfg.model, device)
     if getattr(cfg.defense, "params", None) is not None:
         selected_names(ctx.clip, cfg.defense.params, "defense.params")  # a pattern that selects nothing: fail before training
@@ -172,7 +178,7 @@ def obtain_backdoored(ctx: RunContext, run_dir: Path | None = None) -> tuple[Sta
     if ctx.cfg.backdoored_checkpoint:
         return load_handed_checkpoint(ctx), False
     state, from_cache, meta = ctx.setting.obtain_backdoored(ctx, lambda spec: ctx.resume("backdoored", spec))
-    if run_dir is not None:
+    if run_dir is not None and distributed.is_main():
         record = {"poisoned": meta["poisoned_indices"], "cross": meta.get("cross_indices", [])}
         write_json_atomic(run_dir / "poisoned_indices.json", record)
     return state, from_cache
@@ -180,9 +186,8 @@ def obtain_backdoored(ctx: RunContext, run_dir: Path | None = None) -> tuple[Sta
 
 def write_trigger_preview(ctx: RunContext, run_dir: Path, tracker: Tracker) -> None:
     """``triggers.png``: non-target test images, clean / triggered / difference; logged to W&B."""
-    test = ctx.splits.test
-    victims = torch.nonzero(test.labels != ctx.attack.target_class).flatten()[:PREVIEW_IMAGES]
-    grid = trigger_grid(ctx.attack, test.images[victims], ctx.preprocess.image_size, seed=ctx.cfg.seed)
+    victims = data_sources.first_images(ctx.splits.test, lambda labels: labels != ctx.attack.target_class, PREVIEW_IMAGES)
+    grid = trigger_grid(ctx.attack, victims, ctx.preprocess.image_size, seed=ctx.cfg.seed)
     path = save_png(grid, run_dir / "triggers.png")
     tracker.log_image("attack/triggers", path, caption="clean / triggered / |difference| (stretched)")
 
@@ -244,7 +249,8 @@ def run(
     ctx = prepare(cfg)
     if ctx.pairs is not None:
         record.update(ctx.pairs.record())
-    if ctx.attack.has_trigger:
+    record["data_storage"] = cfg.dataset.storage
+    if ctx.attack.has_trigger and distributed.is_main():
         write_trigger_preview(ctx, run_dir, tracker)
     evaluator, control_acc = ctx.evaluator, ctx.controls
     record.update(evaluator(ctx.pretrained).as_dict("_pretrained"))
@@ -279,7 +285,7 @@ def run(
     if cfg.analysis.clean_reference:
         record.update(analyse(ctx, backdoored, run_dir, outcome.extras.get("trigger_vector")))
     record["status"] = "ok"
-    if save_to is not None:
+    if save_to is not None and distributed.is_main():
         ctx.clip.load_state_dict(outcome.state)
         dtype = export.DTYPES[cfg.save_model_dtype]
         record["exported_model"] = str(export.export_model(save_to, ctx.clip, cfg.model.name, record=record, command=command,

@@ -35,7 +35,34 @@ def validated(cfg: DictConfig | dict) -> RunConfig:
     setting.check(run, plugins)
     run = with_steps(run, setting.training_items(run))
     check_environment(run)
-    return run
+    return replace(run, dataset=stored(run, plugins))
+
+
+def stored(run: RunConfig, plugins):
+    """The run's dataset with ``storage`` resolved (auto: memory or stream by size; under torchrun, rank 0's
+    choice on every rank, since free memory differs between processes) and the stream path's limits checked."""
+    from bdunlearn import distributed
+    from bdunlearn.attacks.base import Attack
+    from bdunlearn.data import sources
+    from bdunlearn.runtime import resolve_device
+
+    dataset = sources.resolve_storage(run.dataset, resolve_device(run.device))
+    dataset = replace(dataset, storage=distributed.broadcast_object(dataset.storage))
+    if dataset.storage == "stream":
+        checks.require(
+            run.setting == "classification",
+            "dataset.storage=stream applies to setting=classification; the contrastive setting holds its pairs in "
+            "memory: use dataset.storage=memory",
+        )
+        checks.require(
+            plugins.attacks[run.attack.name].prepare is Attack.prepare,
+            f"attack={run.attack.name} optimises its trigger over the training images in memory; use dataset.storage=memory",
+        )
+        checks.require(
+            not run.analysis.disentanglement_grid,
+            "analysis.disentanglement_grid reads test images in memory; use dataset.storage=memory",
+        )
+    return dataset
 
 
 def checked_weights(model):

@@ -49,8 +49,9 @@ TBAR_VARIANT_DEFAULTS = {"images": "all", "contrast": "none", "contrast_op": "su
 TBAR_SELECTION_DEFAULTS = {"alpha_rule": "kappa", "asr_target": 0.05}
 # Inversion settings that only turn statistics into a verdict: not part of what the inverted trigger depends on.
 INVERSION_VERDICT_KEYS = ("detection_threshold", "detection", "reference_threshold", "reference_min_flip")
-# Where a dataset lives and how it is decoded: not part of what determines numbers.
-DATASET_LOCATION_KEYS = ("root", "download", "source_dir", "num_workers")
+# Where a dataset lives, how it is decoded and whether it is held in memory or streamed: not part of what
+# determines numbers (a streamed and an in-memory run of the same data share their cache entries).
+DATASET_LOCATION_KEYS = ("root", "download", "source_dir", "num_workers", "storage", "memory_budget_gb")
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
@@ -82,7 +83,8 @@ def _omit_unset(view: dict) -> dict:
         for key in keys:
             if key in section and section[key] is None:
                 del section[key]
-    view.get("dataset", {}).pop("num_workers", None)
+    for key in ("num_workers", "storage", "memory_budget_gb"):  # how the images are read, not which: same numbers
+        view.get("dataset", {}).pop(key, None)
     if view.get("setting") == "classification":  # the default setting: hashes stay as before the contrastive one
         view.pop("setting")
         view.pop("contrastive", None)

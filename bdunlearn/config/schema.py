@@ -73,7 +73,11 @@ class DatasetConfig:
     # Datasets read from image files are decoded once at this square size and cached (null: the model's input
     # size, filled in at preflight); datasets read as arrays keep their own size.
     image_size: Optional[int] = None
-    num_workers: int = 4  # processes decoding image files (first use only; later runs read the decoded cache)
+    num_workers: int = 4  # processes decoding image files (once into the decoded cache, or every batch when streamed)
+    # memory: decode once and hold every split in memory | stream: read the image files in DataLoader workers
+    # while training runs (bounded memory) | auto: memory when the decoded training images fit the budget below
+    storage: str = "auto"
+    memory_budget_gb: Optional[float] = None  # storage=auto's budget for decoded pixels (null: a quarter of free memory)
     partition: Optional[int] = None  # the official partition of datasets that have several (DTD, SUN397)
     class_folders: Optional[list[str]] = None  # raw class names in the files, parallel to class_names
     max_train_per_class: Optional[int] = None  # a reproducible subset of the training files (ImageNet)
@@ -188,3 +192,4 @@ ATTACK_KNOWLEDGE = ("known", "unknown")
 WANDB_MODES = ("offline", "online", "disabled")
 SAVE_MODEL = ("auto", "true", "false")
 SAVE_DTYPES = ("fp32", "fp16", "bf16")
+STORAGE = ("auto", "memory", "stream")

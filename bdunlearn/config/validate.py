@@ -20,6 +20,7 @@ from bdunlearn.config.schema import (
     SAVE_DTYPES,
     SAVE_MODEL,
     SETTINGS,
+    STORAGE,
     WANDB_MODES,
     AnalysisConfig,
     DatasetConfig,
@@ -81,6 +82,11 @@ def check_dataset_values(cfg: DatasetConfig, where: str = "dataset") -> None:
         checks.require("{}" in template, f"{where}.templates: {template!r} has no '{{}}' placeholder for the class name")
     checks.require(cfg.image_size is None or cfg.image_size >= 1, f"{where}.image_size={cfg.image_size}: must be at least 1")
     checks.require(cfg.num_workers >= 0, f"{where}.num_workers={cfg.num_workers}: must be >= 0 (0: decode in this process)")
+    checks.choice(cfg.storage, STORAGE, f"{where}.storage")
+    checks.require(
+        cfg.memory_budget_gb is None or cfg.memory_budget_gb > 0,
+        f"{where}.memory_budget_gb={cfg.memory_budget_gb}: must be positive (or null: a quarter of the free memory)",
+    )
     checks.require(cfg.partition is None or 1 <= cfg.partition <= 10, f"{where}.partition={cfg.partition}: choose 1 to 10")
     checks.require(
         cfg.max_train_per_class is None or cfg.max_train_per_class >= 1,

@@ -88,6 +88,8 @@ def build_corpus(sources: Sequence[LabelledSource], tokenizer, image_size: int, 
         count = max(1, int(round(source.fraction * len(source.data))))
         chosen = torch.randperm(len(source.data), generator=generator)[:count]
         subset = source.data.subset(chosen)
+        if hasattr(subset, "to_memory"):  # a streamed split: only the chosen fraction is decoded
+            subset = subset.to_memory()
         pixels = to_pixels(subset.images, image_size)
         images.append(pixels.mul(255).round_().to(torch.uint8))
         classes.append(subset.labels.cpu() + offset)

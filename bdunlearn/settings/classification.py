@@ -41,8 +41,10 @@ def obtain_backdoored(ctx, resume, cfg=None, attack=None) -> tuple[dict, bool, d
     (cached). ``cfg``/``attack`` replace the run's (the clean reference model theta_c is the same recipe with
     ``attack=none``)."""
     from bdunlearn.config import keys
+    from bdunlearn.data.sources import streamed
     from bdunlearn.objectives import finetune_classifier
     from bdunlearn.params import trainable_parameters
+    from bdunlearn.streaming import finetune_classifier_streamed, poison_split
     from bdunlearn.training import OptimSettings
 
     cfg = cfg or ctx.cfg
@@ -52,18 +54,23 @@ def obtain_backdoored(ctx, resume, cfg=None, attack=None) -> tuple[dict, bool, d
 
     def build():
         classifier.clip.load_state_dict(ctx.pretrained)
-        indices = attack.poison_indices(train.labels, cfg.seed)
-        cross = attack.cross_indices(train.labels, indices, cfg.seed)
-        data = poison(train, attack, indices, cross)
-        torch.manual_seed(cfg.seed)
-        params = trainable_parameters(classifier.clip, "visual")
         f = cfg.finetune
-        result = finetune_classifier(
-            classifier, list(params.values()), data, attack, ctx.preprocess.image_size,
-            OptimSettings(f.steps, f.batch_size, f.lr, f.weight_decay, f.warmup_steps),
-            seed=cfg.seed, desc="theta_b: poisoned fine-tune", resume=resume(spec),
-            precision=ctx.precision, compile_model=cfg.compile,
-        )  # fmt: skip
+        settings = OptimSettings(f.steps, f.batch_size, f.lr, f.weight_decay, f.warmup_steps)
+        common = {"seed": cfg.seed, "desc": "theta_b: poisoned fine-tune", "resume": resume(spec), "precision": ctx.precision}
+        if streamed(train):  # the same items poisoned, by their index in the split, whatever the worker count
+            data, indices, cross = poison_split(train, attack, cfg.seed)
+        else:
+            indices = attack.poison_indices(train.labels, cfg.seed)
+            cross = attack.cross_indices(train.labels, indices, cfg.seed)
+            data = poison(train, attack, indices, cross)
+        torch.manual_seed(cfg.seed)
+        params = list(trainable_parameters(classifier.clip, "visual").values())
+        if streamed(train):
+            result = finetune_classifier_streamed(classifier, params, data, attack, ctx.preprocess.image_size, settings, **common)
+        else:
+            result = finetune_classifier(
+                classifier, params, data, attack, ctx.preprocess.image_size, settings, **common, compile_model=cfg.compile
+            )
         meta = {
             "poisoned_indices": indices.tolist(), "cross_indices": cross.tolist(),
             "seconds": result.seconds, "final_loss": result.final_loss,
