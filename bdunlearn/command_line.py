@@ -56,7 +56,7 @@ def one_run_dir(argv: list[str], output_dirs: set[str]) -> list[str]:
     if not distributed.active():
         return argv
     if not distributed.is_main():
-        argv = [*argv, "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        argv = [*argv, "hydra.output_subdir=null", "hydra/job_logging=disabled"]
     args = hydra_arguments(argv)
     key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
     if not output_dirs or any(o.startswith(f"{key}=") for o in args.overrides):

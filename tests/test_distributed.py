@@ -136,7 +136,8 @@ def test_shares_split_the_global_batch_evenly(monkeypatch):
 
 def test_slurm_tasks_become_torchrun_variables(monkeypatch):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so the values set below are undone (the command reads them)
+        monkeypatch.delenv(name)
     monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_PROCID", "3")
     monkeypatch.setenv("SLURM_LOCALID", "1")
