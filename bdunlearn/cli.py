@@ -225,6 +225,7 @@ _FAILURES: list[int] = []  # exit codes of runs of this process that failed (the
 def _app(cfg: DictConfig) -> dict | None:
     # Failures are reported here, one line each, rather than raised: a raised error would make Hydra print
     # its own lines and, in a sweep, stop the runs after it.
+    joined = not distributed.active() and distributed.init_from_env()  # a SLURM task submitit started (slurm_multigpu)
     try:
         run = validated(cfg)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -239,6 +240,9 @@ def _app(cfg: DictConfig) -> dict | None:
     except RunFailed as exc:
         print(f"bdunlearn: run failed: {exc}", file=sys.stderr)
         _FAILURES.append(1)
+    finally:
+        if joined:
+            distributed.shutdown()
     return None
 
 

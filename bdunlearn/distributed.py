@@ -59,8 +59,8 @@ def first_host(nodelist: str) -> str:
 
 def _slurm_to_torch_env() -> None:
     """Fill torchrun's variables from SLURM's (one task per GPU, as conf/hydra/launcher/slurm_multigpu.yaml runs)."""
-    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
-        return
+    if "WORLD_SIZE" in os.environ or "SLURM_PROCID" not in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return  # not a task that srun / submitit started (an salloc shell has SLURM_NTASKS but no SLURM_PROCID)
     os.environ["RANK"] = os.environ["SLURM_PROCID"]
     os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
     os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")

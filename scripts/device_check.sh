@@ -4,7 +4,8 @@
 # task-arithmetic batch size of 128), batched triggers and the alpha scan on CUDA, one tiny end-to-end run, and
 # the paths beyond one machine's memory and one GPU: streamed batches against a bare ImageFolder loader, a
 # streamed pass in bounded memory with the streamed = in-memory fine-tune check, and torch.distributed (two
-# ranks on the one GPU with gloo; one rank per GPU with NCCL where there are several) against one process.
+# ranks on the one GPU with gloo; one rank per GPU with NCCL where there are several) against one process, a
+# whole streamed `bdunlearn` run in bounded memory, and `torchrun -m bdunlearn` on two GPUs where there are two.
 # Every figure goes to stdout; copy them into results/benchmarks.md with the card's name.
 #
 #   bash scripts/device_check.sh            # from the repository root, with the project's dependencies installed
@@ -45,3 +46,16 @@ step torchrun --standalone --nproc_per_node 2 scripts/ddp_check.py --device "$DE
 GPUS=$(python -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "$GPUS" -ge 2 ]; then step torchrun --standalone --nproc_per_node "$GPUS" scripts/ddp_check.py --backend nccl; fi
 step python scripts/ddp_check.py --compare
+
+# A whole `bdunlearn` run streamed in bounded memory (dataset.storage=auto against dataset.memory_budget_gb):
+# the CUDA context adds host memory, hence a higher cap than the CPU's 2,000 MB (30 GB decoded at 224 px).
+echo; echo "== bench_stream_run (up to 8 minutes)"
+timeout 480 python scripts/bench_stream_run.py --cap-mb 3000 --workers 4 || echo "!! failed or timed out: bench_stream_run"
+# The command itself under torchrun, one rank per GPU (NCCL), against the one-process run of the base part:
+# one record, one cache entry per artifact, the same CA / ASR up to float rounding.
+if [ "$GPUS" -ge 2 ]; then
+  rm -rf /tmp/bdunlearn-device-ddp-cache /tmp/bdunlearn-device-ddp-run
+  BDUNLEARN_CACHE_DIR=/tmp/bdunlearn-device-ddp-cache step torchrun --standalone --nproc_per_node 2 -m bdunlearn device=cuda \
+    hydra.run.dir=/tmp/bdunlearn-device-ddp-run
+  ls /tmp/bdunlearn-device-ddp-cache/*/ ; grep -h '"clean_acc\|"asr' /tmp/bdunlearn-device-run/result.json /tmp/bdunlearn-device-ddp-run/result.json
+fi

@@ -149,6 +149,15 @@ def test_slurm_tasks_become_torchrun_variables(monkeypatch):
     assert distributed.first_host("node1,node2") == "node1"
 
 
+def test_an_salloc_shell_is_one_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "SLURM_PROCID"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # the allocation's tasks; no srun started this process
+    distributed._slurm_to_torch_env()
+    assert "WORLD_SIZE" not in os.environ and not distributed.init_from_env()
+
+
 def test_the_multi_gpu_slurm_preset_runs_one_process_per_gpu():
     from hydra import compose, initialize_config_dir
 
