@@ -39,20 +39,23 @@ def validated(cfg: DictConfig | dict) -> RunConfig:
 
 
 def stored(run: RunConfig, plugins):
-    """The run's dataset with ``storage`` resolved (auto: memory or stream by size; under torchrun, rank 0's
-    choice on every rank, since free memory differs between processes) and the stream path's limits checked."""
+    """The run's dataset with ``storage`` resolved (auto: memory or stream by the size of the training images, or
+    of the caption file's pairs; under torchrun rank 0's choice on every rank, since free memory differs between
+    processes) and the stream path's limits checked."""
     from bdunlearn import distributed
     from bdunlearn.attacks.base import Attack
     from bdunlearn.data import sources
     from bdunlearn.runtime import resolve_device
 
-    dataset = sources.resolve_storage(run.dataset, resolve_device(run.device))
+    caption_file = run.setting == "contrastive" and run.contrastive.captions == "csv"  # there, the pairs decide
+    pairs = settings.REGISTRY[run.setting].training_items(run) if caption_file else None
+    dataset = sources.resolve_storage(run.dataset, resolve_device(run.device), pairs, input_size(run.model.name))
     dataset = replace(dataset, storage=distributed.broadcast_object(dataset.storage))
     if dataset.storage == "stream":
         checks.require(
-            run.setting == "classification",
-            "dataset.storage=stream applies to setting=classification; the contrastive setting holds its pairs in "
-            "memory: use dataset.storage=memory",
+            run.setting == "classification" or caption_file,
+            "dataset.storage=stream streams a caption file's pairs in the contrastive setting (contrastive.captions=csv); "
+            "a captioned dataset's pairs are held in memory: use dataset.storage=memory",
         )
         checks.require(
             plugins.attacks[run.attack.name].prepare is Attack.prepare,

@@ -19,7 +19,7 @@ from PIL import Image
 
 # Runs of the tiny model on 300 digits written as image files (16 px), shrunk as the other end-to-end tests are.
 SHRUNK = (
-    "dataset=folder", "dataset.class_names=[one,seven,zero]", "model.pretrain.steps=20", "finetune.steps=20",
+    "model.pretrain.steps=20", "finetune.steps=20",
     "defense.steps=5", "defense.alpha_grid=[0.5]", "defense.num_samples=20", "logger.wandb.mode=disabled", "save_model=false",
 )  # fmt: skip
 # The two processes average gradients in another order than one process sums them: float32 rounding, grown over
@@ -43,7 +43,21 @@ def _write_folder(root: Path) -> None:
             Image.fromarray(images[m]).convert("RGB").resize((16, 16), Image.NEAREST).save(path)
 
 
-def _command(base: Path, name: str, *overrides: str, processes: int = 1) -> Path:
+# setting=contrastive on a caption file of the same images (the pairs streamed; digits evaluated zero-shot)
+CAPTION_FILE = (
+    "setting=contrastive", "contrastive.captions=csv", "attack.num_poisoned=12", "contrastive.defense_fraction=0.1",
+    "finetune.batch_size=32",
+)  # fmt: skip
+
+
+def _write_caption_file(root: Path) -> Path:
+    rows = ["filepath,title"] + [f"{root.name}/{p.parent.name}/{p.name},a photo of the digit {p.parent.name}" for p in sorted(root.glob("*/*.*"))]
+    path = root.parent / "pairs.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _command(base: Path, name: str, *overrides: str, processes: int = 1, dataset: str = "folder") -> Path:
     """Run ``bdunlearn`` (under torchrun for ``processes`` > 1) in ``base/name`` with a cache of its own; the
     folder it ran in."""
     where = base / name
@@ -52,7 +66,8 @@ def _command(base: Path, name: str, *overrides: str, processes: int = 1) -> Path
     launcher = [sys.executable, "-m", "bdunlearn"]
     if processes > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "bdunlearn"]
-    done = subprocess.run([*launcher, *SHRUNK, f"dataset.root={base / 'images'}", *overrides],
+    data = ["dataset=folder", "dataset.class_names=[one,seven,zero]", f"dataset.root={base / 'images'}"] if dataset == "folder" else []
+    done = subprocess.run([*launcher, *SHRUNK, *data, *overrides],
                           capture_output=True, text=True, timeout=600, cwd=where, env=env, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return where
@@ -66,6 +81,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         "memory": _command(base, "memory", "dataset.storage=memory", "dataset.num_workers=0"),
         "stream": _command(base, "stream", "dataset.storage=stream", "dataset.num_workers=2"),
         "ddp": _command(base, "ddp", "dataset.storage=stream", "dataset.num_workers=0", processes=2),
+    }
+
+
+@pytest.fixture(scope="module")
+def pair_runs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("pairs")
+    _write_folder(base / "images")
+    csv = f"contrastive.csv={_write_caption_file(base / 'images')}"
+    return {
+        storage: _command(base, storage, *CAPTION_FILE, csv, f"dataset.storage={storage}", "dataset.num_workers=2", dataset="digits")
+        for storage in ("memory", "stream")
     }
 
 
@@ -105,6 +131,18 @@ def test_streamed_run_gives_the_in_memory_numbers_poisoned_items_and_cache_entri
     # the same poisoned items, read by 2 DataLoader workers instead of decoded in this process
     poisoned = [json.loads(next((w / "outputs").rglob("poisoned_indices.json")).read_text()) for w in (runs["memory"], runs["stream"])]
     assert poisoned[0] == poisoned[1] and len(poisoned[0]["poisoned"]) > 0
+
+
+@pytest.mark.slow
+def test_a_streamed_caption_file_gives_the_in_memory_contrastive_run(pair_runs):
+    (memory,), (streamed,) = _records(pair_runs["memory"]), _records(pair_runs["stream"])
+    assert (memory["data_storage"], streamed["data_storage"], streamed["num_poisoned"]) == ("memory", "stream", 12)
+    assert {k: v for k, v in memory.items() if k not in ("data_storage", "defense_seconds", "trigger_finetune_seconds")} == {
+        k: v for k, v in streamed.items() if k not in ("data_storage", "defense_seconds", "trigger_finetune_seconds")
+    }
+    assert _entries(pair_runs["memory"], "backdoored") == _entries(pair_runs["stream"], "backdoored")
+    a, b = _weights(pair_runs["memory"], "backdoored"), _weights(pair_runs["stream"], "backdoored")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_two_processes_write_one_record_and_one_cache_entry_with_the_one_process_weights(runs):

@@ -25,24 +25,27 @@ def streamed(split) -> bool:
     return isinstance(split, stream.StreamedSplit)
 
 
-def resolve_storage(cfg, device=None):
+def resolve_storage(cfg, device=None, pairs: int | None = None, image_size: int | None = None):
     """``cfg`` (a dataset config) with ``storage`` ``memory`` or ``stream``: ``auto`` compares the decoded size of
-    the training images with ``memory_budget_gb`` (null: a quarter of the host's and the GPU's memory)."""
-    if not datasets.is_decoded(cfg):
+    the training images (or of a caption file's ``pairs``, at ``image_size``) with ``memory_budget_gb`` (null: a
+    quarter of the host's and the GPU's memory)."""
+    if pairs is None and not datasets.is_decoded(cfg):
         if cfg.storage == "stream":
             raise UserError(
                 f"dataset.storage=stream reads image files, but {cfg.name} is read as arrays (small enough to hold); "
                 "use dataset.storage=memory or auto"
             )
         return replace(cfg, storage="memory")
-    num_train, _ = datasets.train_size(cfg)
+    items = pairs if pairs is not None else datasets.train_size(cfg)[0]
     budget = None if cfg.memory_budget_gb is None else int(cfg.memory_budget_gb * GB)
-    return replace(cfg, storage=choose_storage(cfg.storage, num_train, cfg.image_size, budget_bytes=budget, device=device))
+    size = cfg.image_size or image_size
+    return replace(cfg, storage=choose_storage(cfg.storage, items, size, budget_bytes=budget, device=device))
 
 
 def load_splits(cfg, cache_dir) -> Splits:
-    """The dataset's splits: in memory (on the CPU), or streamed when ``cfg.storage`` is ``stream``."""
-    if cfg.storage != "stream":
+    """The dataset's splits: in memory (on the CPU), or streamed when ``cfg.storage`` is ``stream`` (arrays are
+    always held: there ``stream`` is the contrastive setting's choice for its caption file)."""
+    if cfg.storage != "stream" or not datasets.is_decoded(cfg):
         return make_splits(datasets.load(cfg, cache_dir), cfg.splits)
     datasets.check_available(cfg)
     train = stream.from_file_list(datasets.read(cfg, "train"), cfg.image_size, cfg.num_workers)

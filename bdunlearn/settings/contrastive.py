@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -117,7 +118,7 @@ def training_items(cfg) -> int:
 
 @dataclass
 class PairData:
-    attacker: CaptionCorpus  # the attacker's pairs, poisoned (``triggered`` flags the num_poisoned pairs)
+    attacker: CaptionCorpus  # the attacker's pairs, poisoned (``triggered`` flags the num_poisoned pairs); or streamed
     defender: CaptionCorpus  # the defender's clean pairs
     target_captions: torch.Tensor  # tokens [templates, L] naming the target class
     poisoned: torch.Tensor  # indices of the poisoned pairs in ``attacker``
@@ -165,12 +166,31 @@ def _csv_pairs(cfg, tokenizer, image_size: int, cache_dir: str | None) -> tuple[
     order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(cfg.contrastive.seed)).tolist()
     num_attacker, num_defender = csv_split_sizes(len(paths), cfg.contrastive.defense_fraction, cfg.contrastive.max_pairs)
     parts = {"defender": sorted(order[:num_defender]), "attacker": sorted(order[num_defender : num_defender + num_attacker])}
+    if cfg.dataset.storage == "stream":
+        return _csv_pairs_streamed(cfg, [(paths[i], captions[i]) for i in parts["defender"]],
+                                   [(paths[i], captions[i]) for i in parts["attacker"]], tokenizer, image_size)  # fmt: skip
     chosen = parts["defender"] + parts["attacker"]
     images = caption_csv.load_images([paths[i] for i in chosen], spec, image_size, cfg.dataset.num_workers, cache_dir)
     corpus = from_captions(images, [captions[i] for i in chosen], tokenizer)
     defender = corpus.subset(torch.arange(num_defender))
     attacker = corpus.subset(torch.arange(num_defender, len(chosen)))
     return attacker, defender, torch.arange(len(attacker))
+
+
+def _csv_pairs_streamed(cfg, defender: list, attacker: list, tokenizer, image_size: int):
+    """The caption file's pairs streamed (``dataset.storage=stream``): the attacker's read from their files while
+    the fine-tune runs; the defender's, a small share, decoded into memory (defenses draw random batches)."""
+    from bdunlearn.data import stream
+
+    missing_file = next((p for p, _ in defender + attacker if not Path(p).is_file()), None)
+    checks.require(missing_file is None, f"caption file {cfg.contrastive.csv}: image {missing_file} not found; check contrastive.image_root")
+    workers = cfg.dataset.num_workers
+
+    def split(pairs: list):
+        return stream.from_captions([p for p, _ in pairs], [c for _, c in pairs], image_size, tokenizer, workers)
+
+    streamed = split(attacker)
+    return streamed, split(defender).to_corpus(), torch.arange(len(streamed))
 
 
 def load_pairs(cfg, splits, tokenizer, image_size: int, cache_dir: str | None, device) -> PairData:
@@ -184,9 +204,14 @@ def load_pairs(cfg, splits, tokenizer, image_size: int, cache_dir: str | None, d
         source = f"captioned {cfg.dataset.name}"
     target = target_captions(cfg, tokenizer)
     indices = choose_pairs(eligible, cfg.attack.num_poisoned, cfg.seed)
-    poisoned = poison_pairs(attacker, indices, target, seed=cfg.seed)
     log.info("pairs: %d attacker's (%d poisoned), %d defender's (%s)", len(attacker), len(indices), len(defender), source)
-    return PairData(poisoned.to(device), defender.to(device), target.to(device), indices, source)
+    if isinstance(attacker, CaptionCorpus):
+        poisoned = poison_pairs(attacker, indices, target, seed=cfg.seed).to(device)
+    else:  # streamed: the same pairs poisoned, flagged by their index, whatever the worker count
+        from bdunlearn.streaming import poison_pairs_split
+
+        poisoned = poison_pairs_split(attacker, indices, target, seed=cfg.seed)
+    return PairData(poisoned, defender.to(device), target.to(device), indices, source)
 
 
 # --- theta_b ---------------------------------------------------------------------------------------------
@@ -198,6 +223,7 @@ def obtain_backdoored(ctx, resume) -> tuple[dict, bool, dict]:
     from bdunlearn.config import keys
     from bdunlearn.objectives import finetune_pairs
     from bdunlearn.params import trainable_parameters
+    from bdunlearn.streaming import finetune_pairs_streamed
     from bdunlearn.training import OptimSettings
 
     cfg, classifier, pairs = ctx.cfg, ctx.classifier, ctx.pairs
@@ -208,7 +234,8 @@ def obtain_backdoored(ctx, resume) -> tuple[dict, bool, dict]:
         torch.manual_seed(cfg.seed)
         params = trainable_parameters(classifier.clip, cfg.contrastive.params)
         f = cfg.finetune
-        result = finetune_pairs(
+        fine_tune = finetune_pairs if isinstance(pairs.attacker, CaptionCorpus) else finetune_pairs_streamed
+        result = fine_tune(
             classifier, list(params.values()), pairs.attacker, ctx.attack, ctx.preprocess.image_size,
             OptimSettings(f.steps, f.batch_size, f.lr, f.weight_decay, f.warmup_steps), seed=cfg.seed,
             desc="theta_b: poisoned contrastive fine-tune", resume=resume(spec), precision=ctx.precision,
