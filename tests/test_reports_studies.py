@@ -21,10 +21,11 @@ def test_the_attack_verdict_uses_the_planted_and_removed_bars():
 
 def test_the_benchmarks_read_each_figure_once_per_command_and_name_the_missed_goals():
     printed = {"scripts/bench_train.py": "ratio=0.5\nratio=0.97\n", "scripts/bench_triggers.py": "ratio=60\npipeline_ratio=3\n",
-               "scripts/bench_alpha.py": "alpha_scan_over_trigger_finetune=0.4\nalpha_scan_over_clean_finetune=1.5\n"}  # fmt: skip
+               "scripts/bench_alpha.py": "alpha_scan_over_trigger_finetune=0.4\nalpha_scan_over_clean_finetune=1.5\n",
+               "scripts/bench_stream.py": "ratio=1.02\n", "scripts/bench_stream_run.py": "run_pss_over_cap=0.6\n"}  # fmt: skip
     calls = []
     rows, logs, measured = benchmarks.measure(lambda command: calls.append(command) or printed[command[0]])
-    assert len(calls) == 4 and len(rows) == len(measured) == len(benchmarks.BENCHES) and len(logs) == 4
+    assert len(calls) == 6 and len(rows) == len(measured) == len(benchmarks.BENCHES) and len(logs) == 6
     assert measured[0][1] == 0.97  # the last value printed
     assert benchmarks.goals_sentence(measured) == (
         "Goals missed in this run: TBAR alpha scan / full clean fine-tune, seconds (default run) (1.5, goal < 1)."

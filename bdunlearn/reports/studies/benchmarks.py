@@ -17,11 +17,15 @@ BENCHES = [
     (["scripts/bench_triggers.py", "--image-size", "224"], "pipeline_ratio", "-", "the same from uint8 images, with the conversion to float (224x224)"),
     (["scripts/bench_alpha.py"], "alpha_scan_over_trigger_finetune", "< 1", "TBAR alpha scan / trigger fine-tune, seconds (default run)"),
     (["scripts/bench_alpha.py"], "alpha_scan_over_clean_finetune", "< 1", "TBAR alpha scan / full clean fine-tune, seconds (default run)"),
+    (["scripts/bench_stream.py"], "ratio", ">= 0.9", "streamed / bare torchvision ImageFolder DataLoader, images/s per worker (JPEGs, 224 px)"),
+    (["scripts/bench_stream_run.py"], "run_pss_over_cap", "< 1", "peak PSS of a whole streamed `bdunlearn` run / its 2,000 MB cap (files decoding to 20 GB)"),
 ]
 GPU_ROWS = [
     "| MFU, ViT-B/32, batch 128, bf16 | not yet measured | >= 35% | `bash scripts/device_check.sh` |",
     "| MFU, ViT-L/14, batch 128, bf16 | not yet measured | >= 50% | `bash scripts/device_check.sh` |",
     "| end-to-end tiny run on CUDA | not yet measured | runs | `bash scripts/device_check.sh` |",
+    "| streamed `bdunlearn` run on CUDA, peak PSS / 3,000 MB cap | awaits a lent GPU | < 1 | `bash scripts/device_check.sh scale` |",
+    "| `torchrun --nproc_per_node 2 -m bdunlearn` on 2 GPUs (NCCL): CA / ASR as one GPU | awaits a lent 2-GPU machine | equal | `bash scripts/device_check.sh scale` |",
 ]
 
 
@@ -69,6 +73,13 @@ def report(rows: list[str], logs: list[str], measured: list[tuple[str, float, st
         "conversion to float pixels (`to_pixels`, which allocates the batch), work that the trigger rows leave out",
         "of the batched side. All timings come from a 2-core machine shared with other jobs, so ratios move between",
         "runs, most at 32x32 where a batched call takes well under a millisecond.",
+        "",
+        "The streamed run's memory is that of the `bdunlearn` process and its DataLoader workers, sampled from /proc",
+        "every 50 ms: PSS splits the pages they share (torch's libraries), the RSS sum counts them once per process",
+        "(both, and the largest single RSS, are in the output below). Besides the stream, such a run holds the small",
+        "parts in memory: the defender's pool (200 images), validation (500) and the pretraining corpus (0.5%).",
+        "Two processes under torch.distributed (gloo, CPU) against one at the same global batch are a test",
+        "(`tests/test_scale_run.py`), not a figure here.",
         "",
         "## Output",
         "",
