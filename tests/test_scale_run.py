@@ -148,6 +148,7 @@ def test_a_streamed_caption_file_gives_the_in_memory_contrastive_run(pair_runs):
 def test_two_processes_write_one_record_and_one_cache_entry_with_the_one_process_weights(runs):
     (record,) = _records(runs["ddp"])
     assert record["status"] == "ok" and record["data_storage"] == "stream"
+    assert len(list((runs["ddp"] / "outputs").glob("*/*"))) == 1  # one run dir: rank 0's, broadcast to rank 1
     assert len(list((runs["ddp"] / "outputs").rglob("poisoned_indices.json"))) == 1
     for kind in ("pretrained", "backdoored", "trigger_vector"):
         assert len(_entries(runs["ddp"], kind)) == 1, kind
