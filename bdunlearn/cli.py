@@ -208,14 +208,16 @@ def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
     from bdunlearn import pipeline
     from bdunlearn.models import export
     from bdunlearn.records import base_record, summary_table, write_record
-    from bdunlearn.tracking import Tracker
+    from bdunlearn.tracking import Tracker, sweep_group
 
     save_to = model_folder(cfg, run_dir, in_sweep)
     if save_to is not None:  # a folder that cannot take the model stops the run here, before any compute
         export.check_destination(save_to, cfg.model.name, export.DTYPES[cfg.save_model_dtype], overwrite=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
-    tracker = Tracker(cfg.logger.wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
+    name = f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}"
+    group = sweep_group(cfg.logger.wandb.group, run_dir.parent if in_sweep else None)
+    tracker = Tracker(cfg.logger.wandb, run_dir, config=to_dict(cfg), name=name, group=group)
     try:
         record = pipeline.run(cfg, run_dir, tracker, record, save_to=save_to, command=" ".join(["bdunlearn", *sys.argv[1:]]))
     except BaseException as exc:

@@ -94,10 +94,10 @@ class BtiDbfConfig(InversionConfig):
     name: str = "bti_dbf"
     feature_block: int = -1  # the features are the tokens entering this residual block of the image tower
     mask_steps: int = 300  # step 1: benign-feature mask
-    mask_lr: float = 0.01
+    mask_lr: float = 0.01  # Adam's learning rate for the mask
     generator_steps: int = 400  # step 2: the generator
-    generator_lr: float = 1e-3
-    batch_size: int = 64
+    generator_lr: float = 1e-3  # Adam's learning rate for the generator
+    batch_size: int = 64  # pool images per step
     width: int = 16  # channels of the generator's first level (each level below has twice as many)
     levels: int = 2  # the generator's downsamplings (the U-Net's depth)
     init_scale: float = 1e-3  # std of G's last-layer weights at the start (G starts near the identity, not on it)
@@ -105,7 +105,7 @@ class BtiDbfConfig(InversionConfig):
     # pixel budgets (largest MSE between G(x) and x), smallest first: one generator, one candidate trigger each
     norm_bounds: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])
     benign_bound: float = 1.0  # largest benign-feature MSE, as a fraction of the benign features' mean square
-    benign_weight: float = 0.01
+    benign_weight: float = 0.01  # weight of the benign-feature MSE in the generator's loss
     detection_threshold: float = 0.9  # flip rate at or above this → backdoored (README: Unknown attacks)
     detection: str = "both"  # flip rate >= detection_threshold and transfer < reference_threshold | statistic | reference
 

@@ -63,13 +63,13 @@ class DecreeConfig(InversionConfig):
 
     name: str = "decree"
     steps: int = 500  # optimisation budget (Adam steps, one batch each)
-    batch_size: int = 128
-    lr: float = 0.05
+    batch_size: int = 128  # pool images per step
+    lr: float = 0.05  # Adam's learning rate for mask and pattern
     similarity_threshold: float = 0.8  # mean pairwise cosine a trigger must reach (DECREE's succ_threshold)
-    init_lambda: float = 0.1
+    init_lambda: float = 0.1  # starting weight of the mask-size term
     lambda_factor: float = 5.0  # DECREE's adaptor_lambda
-    lambda_min: float = 1e-4
-    patience: int = 5
+    lambda_min: float = 1e-4  # below this lambda is reset to init_lambda once the threshold holds
+    patience: int = 5  # consecutive successes (failures) before lambda is raised (lowered)
     detection_threshold: float = 0.022  # PL1-norm below this → backdoored (README: Unknown attacks)
 
 
