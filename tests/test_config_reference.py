@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bdunlearn.reports.config_reference import REGENERATE, all_keys, field_help, keys, render
+from bdunlearn.reports.config_reference import (
+    REGENERATE,
+    all_keys,
+    field_help,
+    keys,
+    render,
+)
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 

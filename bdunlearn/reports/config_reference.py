@@ -38,8 +38,7 @@ class Key:
 @functools.cache
 def _comments(cls: type) -> dict[str, str]:
     """Field name → the comment that describes it in ``cls``'s own source (no inheritance)."""
-    lines, start = inspect.getsourcelines(cls)
-    source = "".join(lines)
+    source = inspect.getsource(cls)
     comments: dict[int, str] = {}  # line → text
     raw: dict[int, str] = {}
     code_lines: set[int] = set()
@@ -77,7 +76,7 @@ def _comments(cls: type) -> dict[str, str]:
 def field_help(cls: type, name: str) -> str:
     """The description of ``cls``'s field ``name``: its own comment, else the nearest parent's."""
     for klass in cls.__mro__:
-        if dataclasses.is_dataclass(klass) and name in klass.__dict__.get("__annotations__", {}):
+        if dataclasses.is_dataclass(klass) and name in inspect.get_annotations(klass):
             text = _comments(klass).get(name)
             if text:
                 return text
@@ -167,14 +166,14 @@ def render() -> str:
     lines = [
         "# Configuration reference",
         "",
-        f"<!-- generated from bdunlearn/config/schema.py and the plug-ins' Config dataclasses by `{REGENERATE}`;"
-        " do not edit by hand -->",
+        (f"<!-- generated from bdunlearn/config/schema.py and the plug-ins' Config dataclasses by `{REGENERATE}`;"
+         " do not edit by hand -->"),
         "",
-        "Every key, its type, its default and what it means, generated from the schema "
+        ("Every key, its type, its default and what it means, generated from the schema "
         "(`bdunlearn/config/schema.py`) and each plug-in's `Config` dataclass, so it matches the code. "
         "Set any key on the command line (`bdunlearn dataset.root=/data seed=1`); `bdunlearn --cfg job [overrides]` "
         "prints the composed config. A default shown as *from the group option* is set by the chosen option's "
-        "YAML file under `bdunlearn/conf/<group>/`.",
+        "YAML file under `bdunlearn/conf/<group>/`."),
         "",
         "## Config groups",
         "",

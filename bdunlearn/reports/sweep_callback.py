@@ -55,7 +55,7 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             wrote = report(sweep_dir, config.get("logger", {}).get("wandb"), **self.options)
-        except Exception as exc:  # the runs are done and recorded; a report problem must not fail the sweep
+        except Exception as exc:  # noqa: BLE001 -- the runs are done and recorded; a report problem must not fail the sweep
             log.warning("could not write the tables of sweep %s (%s: %s); make them with scripts/make_tables.py",
                         sweep_dir, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")  # fmt: skip
             return
