@@ -9,6 +9,7 @@ with that reason; installation lines are what ``.ci/run`` runs. Error examples (
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import subprocess
@@ -28,7 +29,7 @@ SHRINK_IF = {"inversion=decree": "inversion.steps=50", "inversion=bti_dbf": "inv
 
 
 def blocks(path: Path, language: str) -> list[list[str]]:
-    return [b.splitlines() for b in re.findall(rf"^```{language}\n(.*?)^```", path.read_text(), re.S | re.M)]
+    return [b.splitlines() for b in re.findall(rf"^```{language}\n(.*?)^```", path.read_text(), re.DOTALL | re.MULTILINE)]
 
 
 def shell_commands() -> list[tuple[str, str, str]]:
@@ -48,7 +49,7 @@ def error_examples() -> list[tuple[str, str]]:
     found = []
     for path in DOCS:
         for block in blocks(path, "text"):
-            found += [(a[2:], b) for a, b in zip(block, block[1:]) if a.startswith("$ bdunlearn ") and b.startswith("bdunlearn: error:")]
+            found += [(a[2:], b) for a, b in itertools.pairwise(block) if a.startswith("$ bdunlearn ") and b.startswith("bdunlearn: error:")]
     return found
 
 
