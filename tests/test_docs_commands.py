@@ -23,7 +23,7 @@ from bdunlearn.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", REPO / "docs" / "quickstart.md"]
-INSTALL = ("python3 -m venv", "pip install", "sudo apt-get", "python -m pytest")
+INSTALL = ("python3 -m venv", "pip install", "sudo ")
 SHRINK = ["model.pretrain.steps=80", "finetune.steps=120", "logger.wandb.mode=disabled", "save_model=false"]
 SHRINK_IF = {"inversion=decree": "inversion.steps=50", "inversion=bti_dbf": "inversion.generator_steps=40"}
 
@@ -66,8 +66,10 @@ def test_the_pages_show_commands():
 def _skip_reason(command: str, comment: str) -> str | None:
     if comment.startswith("needs:"):
         return f"the page says this {comment}"
-    if command.startswith(INSTALL) or command.startswith("sudo "):
+    if command.startswith(INSTALL):
         return "installation: .ci/run runs it from scratch"
+    if command.startswith("python -m pytest"):
+        return "the test suite itself (.ci/run runs python -m pytest)"
     if not command.startswith("bdunlearn"):
         return f"not a bdunlearn command: {command}"
     return None
