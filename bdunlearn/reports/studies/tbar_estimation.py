@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bdunlearn.errors import UserError
-from bdunlearn.reports.criteria import PAPER_ASR, PAPER_CA_KEPT, PLANTED_ASR
+from bdunlearn.reports.criteria import PAPER_CA_KEPT
 from bdunlearn.reports.records import load_records
 from bdunlearn.reports.tables import cell
 
