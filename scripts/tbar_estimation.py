@@ -1,12 +1,13 @@
 """Why TBAR misses the paper's claim here: the per-suspect report, from the run records of each suspect's sweeps.
 
-    python scripts/tbar_estimation.py --operating-point SWEEP... --estimate SWEEP... --regime SWEEP... \
-        --pretraining SWEEP... [--out results/] [--name tbar_estimation]
+    python scripts/tbar_estimation.py --operating-point SWEEP... --estimate SWEEP... [--maps SWEEP...] \
+        --regime SWEEP... --pretraining SWEEP... [--out results/] [--name tbar_estimation]
 
 Each option takes the sweep (or run) dirs of one suspect, its baseline first (the paper's recipe on that
 suspect's testbed): the operating point and the estimate on the default testbed (e.g. `bdunlearn -m
-attack=badnets,blended seed=0,1,2 analysis.clean_reference=true defense.loss=ce,margin`), the attacker's regime
-on the scale study's (`experiment=paper_regime`), θ_pre's quality along `experiment=pretrain_ladder`. A suspect
+attack=badnets,blended seed=0,1,2 analysis.clean_reference=true defense.loss=ce,margin`); --maps: TBAR runs
+with analysis.disentanglement_grid (xi of its own tau_t, per attack); the attacker's regime on the scale
+study's testbed (`experiment=paper_regime`); theta_pre's quality along `experiment=pretrain_ladder`. A suspect
 left out is reported as not measured. Writes ``<out>/<name>.md``; the report: bdunlearn.reports.studies.
 """
 
@@ -25,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for suspect in report.SUSPECTS:
         parser.add_argument(f"--{suspect.replace('_', '-')}", nargs="+", dest=suspect, help=report.SUSPECTS[suspect])
+    parser.add_argument("--maps", nargs="+", help="TBAR runs with analysis.disentanglement_grid: xi of tau_t, per attack")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--name", default="tbar_estimation")
     args = parser.parse_args()
@@ -32,7 +34,7 @@ def main() -> None:
     if not sections:
         parser.error("give the sweeps of at least one suspect")
     try:
-        path = report.write(sections, args.out, args.name, f"python scripts/tbar_estimation.py {' '.join(sys.argv[1:])}", describe())
+        path = report.write(sections, args.out, args.name, f"python scripts/tbar_estimation.py {' '.join(sys.argv[1:])}", describe(), args.maps)
     except UserError as error:
         sys.exit(f"tbar_estimation: error: {error}")
     print(f"wrote {path}")

@@ -69,3 +69,21 @@ def test_the_script_says_in_one_line_when_there_is_nothing_to_read(tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "result.json" in done.stderr
+
+
+def test_the_maps_section_draws_both_maps_per_attack_with_the_records_numbers(sweep, tmp_path):
+    from bdunlearn.reports.studies import tbar_estimation_report as report
+
+    run = sweep / "0"  # badnets, seed 0
+    for name, xi in (("disentanglement.csv", 0.2), ("disentanglement_trigger_vector.csv", 0.9)):
+        rows = ["alpha_c,alpha_t,xi,disagreement_clean,disagreement_triggered,clean_acc,asr"]
+        rows += [f"{c},{t},{xi * c * t},0,0,0.9,0.5" for t in (0.0, 1.0) for c in (0.0, 1.0)]
+        (run / name).write_text("\n".join(rows) + "\n")
+    record = json.loads((run / "result.json").read_text())
+    record.update(xi_at_one=0.2, xi_disentangled_area=0.75, asr_backdoored=0.99, xi_trigger_vector_at_one=0.9,
+                  xi_trigger_vector_disentangled_area=0.75, xi_trigger_vector_asr_at_one=0.3)  # fmt: skip
+    (run / "result.json").write_text(json.dumps(record))
+    text = report.write({"estimate": [str(sweep)]}, tmp_path / "out", "est", "cmd", "here", maps=[str(sweep)]).read_text()
+    assert "| `badnets` | 1 | 0.200 | 0.750 | 0.990 | 0.900 | 0.750 | 0.300 | [png](est_xi_badnets.png) |" in text
+    assert (tmp_path / "out" / "est_xi_badnets.png").stat().st_size > 0
+    assert "blended` | 1 |" not in text  # only runs that wrote both maps

@@ -13,6 +13,7 @@ from bdunlearn.atomic import write_text_atomic
 from bdunlearn.reports.criteria import PAPER_ASR, PAPER_CA_KEPT, PLANTED_ASR
 from bdunlearn.reports.provenance import sweep_command, sweeps_among
 from bdunlearn.reports.studies import tbar_estimation as te
+from bdunlearn.reports.studies import tbar_estimation_maps
 
 SUSPECTS = {
     "operating_point": "1. The operating point",
@@ -150,7 +151,14 @@ SECTIONS = {
 }
 
 
-def write(sections: dict[str, list[str]], out: Path, name: str, command: str, hardware: str) -> Path:
+MAPS_INTRO = (
+    "ξ(α_c, α_t) of the clean vector τ_c = θ_c − θ_pre with, on one side, the poison's direction θ_b − θ_c and, on "
+    "the other, TBAR's own estimate τ_t (the map the paper plots), on the test split; area: the share of grid points "
+    "with ξ ≤ 0.1. ASR at (1,1): of θ_pre + τ_c + the vector (for θ_b − θ_c that model is θ_b)."
+)
+
+
+def write(sections: dict[str, list[str]], out: Path, name: str, command: str, hardware: str, maps: list[str] | None = None) -> Path:
     body, found, sources = [], {}, []
     for key, (judge, knobs, columns) in SECTIONS.items():
         if key not in sections:
@@ -160,6 +168,9 @@ def write(sections: dict[str, list[str]], out: Path, name: str, command: str, ha
         text, found[key] = judge(frame)
         sources += sections[key]
         body.append(f"## {SUSPECTS[key]}\n\n{te.table(frame, columns)}\n\n{text}")
+        if key == "estimate" and maps:
+            body.append(f"### ξ with TBAR's own τ_t\n\n{MAPS_INTRO}\n\n{tbar_estimation_maps.section(maps, out, name)}")
+            sources += maps
     sweeps = "\n".join(f"- `{s}`: `{sweep_command(s)}`" for s in sweeps_among(sources))
     header = (
         f"# TBAR's gap to the paper's claim: which suspect explains it\n\nMade by `{command}` on "
