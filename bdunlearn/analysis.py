@@ -7,7 +7,9 @@ defense works or fails:
 - ``disentanglement_grid``: the weight-disentanglement error ξ(α_c, α_t) (``bdunlearn.disentanglement``) of the
   clean task vector τ_c = θ_c − θ_pre and the poison vector τ_p = θ_b − θ_c on the grid, over
   ``disentanglement_samples`` test images: low ξ means the backdoor is a direction that can be added to or
-  removed from the clean skill without disturbing it, the premise of TBAR. Needs ``clean_reference``.
+  removed from the clean skill without disturbing it, the premise of TBAR. Needs ``clean_reference``. Where the
+  defense estimates a vector of its own (TBAR's τ_t), ξ of τ_c and τ_t too (``disentanglement_trigger_vector.csv``,
+  record keys ``xi_trigger_vector_*``): the map the paper plots.
 """
 
 from __future__ import annotations
@@ -90,15 +92,34 @@ def analyse(context: Context) -> dict:
     test = context.test
     count = min(cfg.disentanglement_samples, len(test))
     chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:count].to(test.labels.device)
-    clean_images, labels = test.images[chosen], test.labels[chosen]
+    images = (test.images[chosen], test.labels[chosen])
+    record.update(map_summary(context, clean, poison, images, "disentanglement.csv", ""))
+    log.info("disentanglement: xi(1, 1) = %s, area with xi <= %g: %.2f", record["xi_at_one"], cfg.disentangled_below, record["xi_disentangled_area"])
+    if context.trigger_vector is not None:
+        # the map the paper plots: xi of the defense's own estimate tau_t against the clean vector
+        trigger = {k: context.trigger_vector[k] if k in context.trigger_vector else torch.zeros_like(v) for k, v in poison.items()}
+        record.update(map_summary(context, clean, trigger, images, "disentanglement_trigger_vector.csv", "trigger_vector_"))
+        log.info("disentanglement of tau_t: xi(1, 1) = %s", record["xi_trigger_vector_at_one"])
+    return record
+
+
+def map_summary(context: Context, clean: StateDict, vector: StateDict, images: tuple, filename: str, prefix: str) -> dict:
+    """xi of ``clean`` and ``vector`` on the configured grid: the CSV in the run dir, the summary as record keys
+    (``xi_<prefix>at_one``, ..., and CA/ASR of theta_pre + both vectors at (1, 1))."""
+    cfg = context.cfg.analysis
+    clean_images, labels = images
     victims = clean_images[labels != context.attack.target_class]
     points = disentanglement_grid(
-        context.classifier, context.pretrained, clean, poison, clean_images, labels, victims, context.attack,
+        context.classifier, context.pretrained, clean, vector, clean_images, labels, victims, context.attack,
         context.image_size, sorted(set(map(float, cfg.disentanglement_grid))), context.cfg.eval_batch_size,
         seed=context.cfg.seed, precision=context.precision,
     )  # fmt: skip
     rows = as_rows(points)
-    write_grid(rows, context.run_dir / "disentanglement.csv")
-    record.update(grid_summary(rows, cfg.disentangled_below))
-    log.info("disentanglement: xi(1, 1) = %s, area with xi <= %g: %.2f", record["xi_at_one"], cfg.disentangled_below, record["xi_disentangled_area"])
+    write_grid(rows, context.run_dir / filename)
+    summary = grid_summary(rows, cfg.disentangled_below)
+    record = {f"xi_{prefix}{key[3:]}": value for key, value in summary.items()}
+    at_one = next((r for r in rows if r["alpha_c"] == 1.0 and r["alpha_t"] == 1.0), None)
+    if prefix and at_one:
+        record[f"xi_{prefix}clean_acc_at_one"] = at_one["clean_acc"]
+        record[f"xi_{prefix}asr_at_one"] = at_one["asr"]
     return record

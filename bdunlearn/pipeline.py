@@ -94,7 +94,8 @@ class RunContext:
 
     def load_dataset(self, name: str):
         """Another dataset's config (a pretraining corpus, a control), at the model's input size."""
-        return datasets.at_model_size(dataset_config(name, self.cfg.paths), input_size(self.cfg.model.name))
+        config = datasets.at_model_size(dataset_config(name, self.cfg.paths), input_size(self.cfg.model.name))
+        return datasets.with_class_names(config)
 
     def load_splits(self, dataset_cfg) -> Splits:
         """A dataset's splits (``dataset.storage``): streamed, or decoded through the cache (when it is on) into memory."""

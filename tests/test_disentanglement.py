@@ -58,3 +58,26 @@ def test_xi_is_positive_when_the_vectors_interfere(setup):
     assert 0 <= at_one.xi <= 2
     origin = next(p for p in points if p.alpha_c == 0 and p.alpha_t == 0)
     assert origin.xi == 0
+
+
+def test_analyse_maps_the_defenses_own_trigger_vector_beside_the_poison_direction(setup, tmp_path, compose):
+    """With TBAR's τ_t at hand, the run gets ξ(τ_c, τ_t) too (the map the paper plots), in its own CSV and keys;
+    with a zero τ_t that map is zero everywhere while the poison direction's is not."""
+    from bdunlearn import analysis
+    from bdunlearn.data.images import ImageSet
+
+    classifier, base, images, labels, vector = setup
+    cfg = compose("analysis.clean_reference=true", "analysis.disentanglement_grid=[0.0,1.0]", "analysis.disentanglement_samples=24")
+    clean_model = task_vectors.add(base, vector(0.02), 1.0)
+    backdoored = task_vectors.add(clean_model, vector(0.05), 1.0)
+    tower = [k for k in backdoored if k.startswith("visual") and backdoored[k].is_floating_point()]
+    context = analysis.Context(
+        cfg=cfg, classifier=classifier, pretrained=base, backdoored=backdoored, clean_model=clean_model,
+        test=ImageSet(images, labels), attack=BadNets(target_class=0, poison_rate=0.1, patch_size=4), image_size=16,
+        precision=None, run_dir=tmp_path, trigger_vector={k: torch.zeros_like(backdoored[k]) for k in tower[:3]},
+    )  # fmt: skip
+    record = analysis.analyse(context)
+    assert (tmp_path / "disentanglement.csv").exists() and (tmp_path / "disentanglement_trigger_vector.csv").exists()
+    assert record["xi_trigger_vector_mean"] == 0 and record["xi_mean"] > 0
+    assert {"xi_trigger_vector_at_one", "xi_trigger_vector_asr_at_one", "xi_trigger_vector_clean_acc_at_one"} <= set(record)
+    assert len((tmp_path / "disentanglement_trigger_vector.csv").read_text().splitlines()) == 1 + 4

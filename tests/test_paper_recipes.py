@@ -42,6 +42,23 @@ def test_paper_experiments_compose_with_the_task_arithmetic_recipe(compose, expe
     assert other.model.name == "ViT-L-14"
 
 
+def test_paper_attacks_sweeps_the_four_attacks_the_paper_names_with_224_px_settings(compose):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name="test"):
+        sweep = hydra_compose(config_name="config", overrides=["experiment=paper_attacks"], return_hydra_config=True)
+    swept = sweep.hydra.sweeper.params["paper_attack"].split(",")
+    assert sorted(swept) == ["badclip", "badnets", "blended", "wanet"]  # SIG is an extra, run by name
+    for name in [*swept, "sig"]:
+        assert compose("experiment=paper_attacks", f"paper_attack={name}").attack.name == name
+    assert compose("experiment=paper_attacks").attack.patch_size == 16
+    wanet = compose("experiment=paper_attacks", "paper_attack=wanet").attack
+    assert (wanet.strength, wanet.poison_rate, wanet.cross_ratio) == (0.5, 0.1, 2)
+    assert "extra" in (CONFIG_DIR / "paper_attack" / "sig.yaml").read_text()
+    assert compose().attack.patch_size == 3  # the group is empty unless chosen
+
+
 def test_epochs_become_steps_over_the_attackers_training_split(compose):
     from bdunlearn.data.splits import split_sizes
     from bdunlearn.preflight import validated

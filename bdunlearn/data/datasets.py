@@ -82,6 +82,10 @@ REGISTRY: dict[str, DatasetSpec] = {
     "fashion_mnist": DatasetSpec(
         read=bundled.fashion_mnist, has_test=_always(True), missing=bundled.fashion_missing, size=bundled.fashion_train_size
     ),
+    "shapes": DatasetSpec(
+        read=_lazy("procedural", "shapes"), has_test=_always(True), size=_lazy("procedural", "shapes_size"),
+        class_names=_lazy("procedural", "class_names"),
+    ),
     "mnist": _arrays("mnist", size=True),
     "svhn": _arrays("svhn", size=True),
     "cifar10": _arrays("cifar10"),
@@ -129,7 +133,7 @@ def files_fingerprint(cfg) -> str | None:
     """What identifies a user's own data, whose name (folder, csv) says nothing about its content: a hash of each
     listed file's path (relative to the data's folder), label, size and modification time, train and test.
     None for the registry's datasets. For cache keys of anything trained on the data."""
-    if _spec(cfg).class_names is None:
+    if _spec(cfg).class_names is None or not _spec(cfg).decoded:  # generated data (shapes) is its own name
         return None
     import hashlib
 
