@@ -52,9 +52,9 @@ def test_the_exported_defended_model_reloads_in_plain_open_clip_to_the_records_n
 
 
 def test_sweep_jobs_do_not_export_by_default(tmp_path):
+    from bdunlearn import api
     from bdunlearn.cli import model_folder
     from bdunlearn.preflight import validated
-    from bdunlearn import api
 
     cfg = validated(api.compose([]))
     assert model_folder(cfg, tmp_path, in_sweep=False) == tmp_path / "model"
