@@ -108,7 +108,7 @@ def check_controls(run: RunConfig, model_image_size: int | None) -> None:
         f"control_datasets={run.control_datasets}: a dataset is listed twice",
     )
     for name in run.control_datasets:
-        checks.require(name not in ("folder", "csv"), f"control_datasets: {name} needs a dataset.root of its own; a control must be a named dataset")
+        checks.require(name not in ("folder", "csv", "shards"), f"control_datasets: {name} needs a dataset.root of its own; a control must be a named dataset")
         control = _sized(dataset_config(name, run.paths), model_image_size, f"control dataset {name}")
         try:
             datasets.check_available(control, need_train=not datasets.has_official_test(control))
