@@ -51,6 +51,13 @@ def stored(run: RunConfig, plugins):
     pairs = settings.REGISTRY[run.setting].training_items(run) if caption_file else None
     dataset = sources.resolve_storage(run.dataset, resolve_device(run.device), pairs, input_size(run.model.name))
     dataset = replace(dataset, storage=distributed.broadcast_object(dataset.storage))
+    if datasets.is_sharded(dataset):  # each process reads shards of its own
+        shards, world = len(datasets.read(dataset, "train").files), distributed.world_size()
+        checks.require(
+            shards >= world,
+            f"dataset=shards: {shards} training shard(s) cannot feed {world} processes; write more, smaller shards "
+            "(bdunlearn-data shards --maxcount)",
+        )
     if dataset.storage == "stream":
         checks.require(
             run.setting == "classification" or caption_file,

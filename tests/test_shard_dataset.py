@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,11 @@ def layouts(tmp_path_factory) -> Path:
         assert _to_shards(base / "images", base / out, *flags).returncode == 0
     (base / "nometa" / "manifest.json").unlink()  # tar shards as another tool writes them: .cls labels only
     (base / "nometa" / "labels.npy").unlink()
+    two = base / "two"  # a folder of two of the three classes
+    for name in ("one", "seven"):
+        shutil.copytree(base / "images" / name, two / name)
+    for out, src in {"both/train": "images", "both/test": "images", "mismatch/train": "images", "mismatch/test": "two"}.items():
+        assert _to_shards(base / src, base / out, "--maxcount=100").returncode == 0
     (base / "empty").mkdir()
     (base / "split" / "test").mkdir()
     (base / "testonly" / "test").mkdir(parents=True)
@@ -85,6 +91,17 @@ def test_class_names_come_from_the_manifest_and_the_cache_keys_the_files(compose
     assert again.dataset.files_fingerprint != run.dataset.files_fingerprint
 
 
+def test_train_and_test_shard_sets_are_the_official_splits(compose, layouts):
+    from bdunlearn.data.sources import load_splits, streamed
+    from bdunlearn.preflight import validated
+
+    run = validated(compose("dataset=shards", f"dataset.root={layouts / 'both'}", "defense.num_samples=10"))
+    splits = load_splits(run.dataset, cache_dir=None)
+    assert all(streamed(part) for part in (splits.train, splits.defense, splits.val, splits.test))
+    assert len(splits.test) == 300  # the test/ shards, whole
+    assert len(splits.train) + len(splits.val) + len(splits.defense) == 300  # train/ carved without a test part
+
+
 @pytest.mark.parametrize(
     ("where", "override", "words"),
     [
@@ -93,6 +110,7 @@ def test_class_names_come_from_the_manifest_and_the_cache_keys_the_files(compose
         ("nometa", "", "dataset=shards: the shards in {root} carry no class names (no manifest.json"),
         ("split", "", "dataset=shards: {root}/test holds no shards (*.tar)"),
         ("testonly", "", "dataset=shards: {root} has test/ but no train/"),
+        ("mismatch", "", "dataset=shards: the test shards in {root}/test have classes one, seven but the training shards one, seven, zero"),
         ("flat", "dataset.storage=memory", "dataset.storage=memory: dataset=shards always streams its shards"),
         ("flat", "setting=contrastive", "dataset=shards trains the classification setting"),
         ("flat", "dataset.max_train_per_class=5", "dataset.max_train_per_class does not apply to dataset=shards"),

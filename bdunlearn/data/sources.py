@@ -3,7 +3,8 @@
 ``memory``: every split decoded once (through the decoded cache) and moved to the device. ``stream``: the
 training and test splits stay on disk and are read by DataLoader workers while a fine-tune or an evaluation
 runs (``data.stream``), numbered as the in-memory splits are, so the same items are poisoned and the same
-batches drawn either way. Only datasets of image files can be streamed; arrays are small enough to hold.
+batches drawn either way. Only datasets of image files can be streamed; arrays are small enough to hold. A
+user's shards (``dataset=shards``) are always streamed, numbered in shard order and batched from a shuffle buffer.
 """
 
 from __future__ import annotations
