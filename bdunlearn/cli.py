@@ -171,7 +171,7 @@ def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
     from bdunlearn import pipeline
     from bdunlearn.models import export
     from bdunlearn.records import base_record, summary_table, write_record
-    from bdunlearn.tracking import Tracker
+    from bdunlearn.tracking import Tracker, sweep_group
 
     main = distributed.is_main()  # under torchrun every rank runs the stages; rank 0 alone writes and reports
     save_to = model_folder(cfg, run_dir, in_sweep) if main else None
@@ -180,7 +180,9 @@ def execute(cfg: RunConfig, run_dir: Path, in_sweep: bool = False) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     record = base_record(cfg)
     wandb = cfg.logger.wandb if main else replace(cfg.logger.wandb, mode="disabled")
-    tracker = Tracker(wandb, run_dir, config=to_dict(cfg), name=f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}")
+    name = f"{cfg.attack.name}-{cfg.defense.name}-s{cfg.seed}"
+    group = sweep_group(cfg.logger.wandb.group, run_dir.parent if in_sweep else None)
+    tracker = Tracker(wandb, run_dir, config=to_dict(cfg), name=name, group=group)
     try:
         record = pipeline.run(cfg, run_dir, tracker, record, save_to=save_to, command=" ".join(["bdunlearn", *sys.argv[1:]]))
     except BaseException as exc:

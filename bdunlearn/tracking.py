@@ -9,8 +9,19 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+GROUP_MAX = 128  # W&B's limit on a group name
+
+
+def sweep_group(group: str | None, sweep_dir: str | Path | None) -> str | None:
+    """The W&B group of a run: the configured one, else (a job of a ``-m`` sweep) the sweep directory's name."""
+    if group or sweep_dir is None:
+        return group
+    return Path(sweep_dir).name[:GROUP_MAX] or None
+
+
 class Tracker:
-    def __init__(self, cfg, run_dir: str | Path, config: dict, name: str | None = None):
+    def __init__(self, cfg, run_dir: str | Path, config: dict, name: str | None = None, group: str | None = None,
+                 job_type: str | None = None):  # fmt: skip
         self._run = None
         self._failed = False
         if cfg.mode == "disabled":
@@ -23,7 +34,8 @@ class Tracker:
                 mode=cfg.mode,
                 project=cfg.project,
                 entity=cfg.entity,
-                group=cfg.group,
+                group=group if group is not None else cfg.group,
+                job_type=job_type,
                 tags=list(cfg.tags) or None,
                 name=name,
                 dir=str(run_dir),
@@ -84,3 +96,20 @@ class Tracker:
             run.finish(exit_code=1 if failed else 0)
         except Exception as exc:
             self._fail("finish", exc)
+
+
+def log_sweep(cfg, group: str | None, sweep_dir: str | Path, rows: list[list], images: list[Path]) -> None:
+    """A sweep's summary run in its group: the CA–ASR trade-off of every run as a table and a scatter chart."""
+    from bdunlearn.reports.sweep_report import TRADEOFF_COLUMNS
+
+    tracker = Tracker(cfg, sweep_dir, config={"sweep_dir": str(sweep_dir)}, name=f"{group or 'sweep'}-summary", group=group,
+                      job_type="sweep-summary")  # fmt: skip
+
+    def action():
+        wandb = tracker._wandb
+        table = wandb.Table(columns=list(TRADEOFF_COLUMNS), data=rows)
+        chart = wandb.plot.scatter(table, "asr", "clean_acc", title="test CA against ASR (up and left is better)")
+        tracker._run.log({"sweep/tradeoff_table": table, "sweep/tradeoff": chart, **{f"sweep/{p.stem}": wandb.Image(str(p)) for p in images}})
+
+    tracker._attempt("log the sweep's trade-off", action)
+    tracker.finish()

@@ -1,9 +1,9 @@
 """Run ``bdunlearn`` (the embedded default) on an empty cache and again on the warm cache, and record both.
 
-    python scripts/measure_default.py [--out results/default_run.md] [--readme README.md]
+    python scripts/measure_default.py [--out results/default_run.md] [--readme README.md docs/quickstart.md]
 
 Writes the before/after table, wall times and the record's headline numbers to ``--out`` and puts the same
-block into README between the ``<!-- measured: default-run -->`` markers (``bdunlearn.reports.studies.default_run``).
+block into README and the quickstart page between the ``<!-- measured: default-run -->`` markers (``bdunlearn.reports.studies.default_run``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(cache: Path, run_dir: Path) -> tuple[float, str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/default_run.md")
-    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--readme", nargs="+", default=["README.md", "docs/quickstart.md"], help="files holding the measured block")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -46,8 +46,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, default_run.report(block, record))
-    readme = Path(args.readme)
-    write_text_atomic(readme, default_run.with_block(readme.read_text(), block))
+    for readme in map(Path, args.readme):
+        write_text_atomic(readme, default_run.with_block(readme.read_text(), block))
     print(block)
 
 

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 from bdunlearn.errors import UserError
-from bdunlearn.reports import plots
 from bdunlearn.reports.records import load_records
-from bdunlearn.reports.tables import ordered
+from bdunlearn.reports.sweep_report import write_plots
 
 
 def main() -> None:
@@ -29,13 +28,7 @@ def main() -> None:
         frame = load_records(args.sources)
         if frame.empty:
             raise UserError(f"no ok run records under {', '.join(args.sources)}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        wrote = [args.out / "tradeoff.png"]
-        plots.plot_tradeoff(plots.facet_panels(frame, args.facet), wrote[0], groups=ordered(frame["defense"], "defense"))
-        curves = plots.with_alpha_curves(frame)
-        if not curves.empty:
-            wrote.append(args.out / "alpha_curves.png")
-            plots.plot_alpha_curves(plots.facet_panels(curves, args.facet), wrote[-1])
+        wrote = write_plots(frame, args.out, args.facet)
     except UserError as exc:
         print(f"plot_tradeoff: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -30,8 +30,8 @@ class BadClipConfig(AttackConfig):
     patch_size: int = 3  # side in pixels at the model's input resolution
     location: str = "bottom_right"  # as BadNets
     optim_steps: int = 200  # Adam steps of the patch optimisation
-    optim_lr: float = 0.05
-    optim_batch_size: int = 64
+    optim_lr: float = 0.05  # Adam's learning rate for the patch
+    optim_batch_size: int = 64  # training images per optimisation step
     optim_seed: int = 0  # initial patch and batch order
 
 

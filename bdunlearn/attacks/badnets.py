@@ -22,9 +22,9 @@ class BadNetsConfig(AttackConfig):
 
     name: str = "badnets"
     patch_size: int = 3  # side in pixels at the model's input resolution
-    pattern: str = "white"
-    location: str = "bottom_right"
-    pattern_seed: int = 0
+    pattern: str = "white"  # white | black | checkerboard | noise (pattern_seed) | file (pattern_file)
+    location: str = "bottom_right"  # bottom_right | bottom_left | top_right | top_left | center | random (per image)
+    pattern_seed: int = 0  # seed of the noise pattern
     pattern_file: Optional[str] = None  # image used as the patch when pattern=file
 
 

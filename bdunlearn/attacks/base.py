@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # open_clip is slow to import; config validation should not n
 
 @dataclass
 class AttackConfig:
-    name: str = MISSING
-    target_class: int = 0
+    name: str = MISSING  # the attack (set by the group option attack=<name>)
+    target_class: int = 0  # all-to-one: the class every triggered image is sent to
     poison_rate: float = 0.1  # fraction of the training split that is poisoned
     num_poisoned: Optional[int] = None  # setting=contrastive: pairs poisoned, an absolute count (CC3M: 1,500)
 

@@ -20,7 +20,7 @@ class BlendedConfig(AttackConfig):
 
     name: str = "blended"
     blend_ratio: float = 0.2  # r: weight of the pattern in the mix
-    pattern: str = "noise"
+    pattern: str = "noise"  # noise (pattern_seed) | file (pattern_file)
     pattern_seed: int = 0  # seed of the noise pattern
     pattern_file: Optional[str] = None  # image blended in when pattern=file
 

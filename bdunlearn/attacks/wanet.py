@@ -31,7 +31,7 @@ class WaNetConfig(AttackConfig):
     poison_rate: float = 0.3
     grid_size: int = 4  # k: control points per side
     strength: float = 4.0  # s
-    grid_rescale: float = 1.0
+    grid_rescale: float = 1.0  # factor on the warped grid before it is clamped to the image
     cross_ratio: float = 0.25  # cross samples per poisoned sample (0: no noise mode)
     warp_seed: int = 0  # seed of the control field
 

@@ -28,12 +28,12 @@ class PretrainConfig:
     # pretrain_fraction sets, from its train split only
     corpus: list[str] = field(default_factory=lambda: ["${dataset.name}"])
     corpus_fractions: Optional[dict[str, float]] = None  # per corpus dataset: a pretrain_fraction replacing its own
-    steps: int = 300
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 20
-    seed: int = 0
+    steps: int = 300  # optimizer steps of the contrastive pretraining
+    batch_size: int = 128  # image-caption pairs per step
+    lr: float = 1e-3  # AdamW's peak learning rate (linear warm-up, then cosine decay)
+    weight_decay: float = 0.1  # AdamW's decoupled weight decay
+    warmup_steps: int = 20  # steps of linear warm-up
+    seed: int = 0  # initial weights and batch order of the pretraining
 
 
 @dataclass
@@ -52,20 +52,20 @@ class ModelConfig:
 @dataclass
 class SplitsConfig:
     test_fraction: float = 0.2  # only for datasets without an official test split
-    val_fraction: float = 0.1
-    defense_fraction: float = 0.1
-    seed: int = 0
+    val_fraction: float = 0.1  # of train: the validation split (for choices such as alpha; never test)
+    defense_fraction: float = 0.1  # of train: the defender's clean pool
+    seed: int = 0  # the split is a function of this seed only
     max_val_samples: Optional[int] = None  # cap on validation (task-arithmetic: min(10% of train, 5000))
 
 
 @dataclass
 class DatasetConfig:
-    name: str = MISSING
-    root: str = "${paths.data_dir}"
-    class_names: list[str] = MISSING
-    templates: list[str] = MISSING
+    name: str = MISSING  # the dataset (set by the group option dataset=<name>)
+    root: str = "${paths.data_dir}"  # where the dataset's files are (docs: Datasets gives each layout)
+    class_names: list[str] = MISSING  # the names the zero-shot head's prompts use, in label order
+    templates: list[str] = MISSING  # prompt templates ("a photo of a {}."), averaged per class
     splits: SplitsConfig = field(default_factory=SplitsConfig)
-    download: bool = False
+    download: bool = False  # let torchvision download the dataset (needs internet)
     source_dir: Optional[str] = None  # a local copy to unpack from (e.g. a Debian data package)
     # Fraction of the training split that appears, captioned, in the pretraining corpus of models without
     # published weights. Small, so that theta_pre is weak on this task and fine-tuning adds clean accuracy.
@@ -82,8 +82,8 @@ class DatasetConfig:
     class_folders: Optional[list[str]] = None  # raw class names in the files, parallel to class_names
     max_train_per_class: Optional[int] = None  # a reproducible subset of the training files (ImageNet)
     finetune_epochs: Optional[float] = None  # the task-arithmetic literature's fine-tuning epochs on this dataset
-    # a user's image files (dataset=folder|csv): a digest of their paths, labels, sizes and times (shards: of the
-    # shard files), filled in at preflight, so that the cache tells two folders with the same class names apart
+    # a user's own data (dataset=folder|csv|shards): a digest of its files' paths, labels, sizes and times (shards:
+    # the shard files'), filled in at preflight, so that the cache tells two folders with the same class names apart
     files_fingerprint: Optional[str] = None
 
 
@@ -91,11 +91,11 @@ class DatasetConfig:
 class FinetuneConfig:
     """The attacker's fine-tune of theta_pre on the poisoned training split (image tower only)."""
 
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 20
+    steps: int = 300  # optimizer steps of the attacker's fine-tune
+    batch_size: int = 64  # images per step
+    lr: float = 1e-3  # AdamW's peak learning rate (linear warm-up, then cosine decay)
+    weight_decay: float = 0.1  # AdamW's decoupled weight decay
+    warmup_steps: int = 20  # steps of linear warm-up before the cosine decay
     epochs: Optional[float] = None  # when set, steps = ceil(epochs x attacker's training images / batch_size)
 
 
@@ -130,10 +130,10 @@ class AnalysisConfig:
 @dataclass
 class WandbConfig:
     mode: str = "offline"  # offline (default, no login) | online | disabled
-    project: str = "bdunlearn"
+    project: str = "bdunlearn"  # the W&B project runs are logged to
     entity: Optional[str] = None  # your W&B user or team (online mode)
-    group: Optional[str] = None
-    tags: list[str] = field(default_factory=list)
+    group: Optional[str] = None  # W&B group (null: a -m sweep's jobs are grouped under the sweep dir's name)
+    tags: list[str] = field(default_factory=list)  # W&B tags of the run
 
 
 @dataclass
@@ -146,7 +146,7 @@ class HubConfig:
     """Pushing the exported defended model to the Hugging Face hub (never by default)."""
 
     repo_id: Optional[str] = None  # org/name: push <run dir>/model there after the run (needs a login or HF_TOKEN)
-    private: bool = True
+    private: bool = True  # create the hub repository as private
 
 
 @dataclass
@@ -159,7 +159,7 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    seed: int = 0
+    seed: int = 0  # seeds poisoning, the attack fine-tune and the defense (splits and theta_pre have their own)
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on the CPU | fp32 | bf16
     compile: bool = False  # torch.compile the model for the attack fine-tune (GPU sweeps)
@@ -168,7 +168,7 @@ class RunConfig:
     use_cache: bool = True  # reuse theta_pre / theta_b / tau_t from paths.cache_dir when their recipe matches
     skip_completed: bool = True  # a run whose run dir already holds its ok record is not run again
     checkpoint_every: int = 100  # save resumable training state every N steps (0: never); a killed run resumes
-    eval_batch_size: int = 512
+    eval_batch_size: int = 512  # images per batch when evaluating (no gradients)
     control_datasets: list[str] = field(default_factory=list)  # zero-shot CA measured before/after the defense
     label: Optional[str] = None  # the run's name in tables (record key `label`; default: the defense's name)
     # the defended model in <run dir>/model, loadable by plain open_clip ('local-dir:<run dir>/model'): auto (single

@@ -141,8 +141,8 @@ SOURCES: dict[str, Source] = {
 }  # fmt: skip
 
 NOT_FETCHABLE = {
-    "imagenet": "ImageNet needs an account at https://image-net.org/download.php (README: Datasets)",
-    "sun397": "SUN397's partition lists (Partitions.zip) have no checksum pinned here; README: Datasets says where to get them",
+    "imagenet": "ImageNet needs an account at https://image-net.org/download.php (docs/datasets.md)",
+    "sun397": "SUN397's partition lists (Partitions.zip) have no checksum pinned here; docs/datasets.md says where to get them",
     "digits": "scikit-learn ships digits; nothing to fetch",
 }
 

@@ -3,7 +3,7 @@
 torchvision's dataset classes read the layout where torchvision has one (GTSRB, DTD, EuroSAT, SUN397, Stanford
 Cars); RESISC45 and ImageNet, which it does not cover in their usual on-disk form, are read as class folders
 (torchvision's ImageFolder helpers). Nothing is decoded here: ``decoded.decode`` turns a listing into pixels.
-Where each dataset lives under ``dataset.root`` is documented in README (Datasets) and in each ``*_missing``.
+Where each dataset lives under ``dataset.root`` is documented in docs/datasets.md and in each ``*_missing``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _torchvision(cfg, cls, **kwargs):
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"dataset={cfg.name}: cannot read the files under {_root(cfg)} ({first[:200]}); "
-                        "check the layout (README: Datasets)") from exc  # fmt: skip
+                        "check the layout (docs/datasets.md)") from exc  # fmt: skip
 
 
 # --- GTSRB -------------------------------------------------------------------------------------------------

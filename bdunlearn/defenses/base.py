@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # open_clip is slow to import; config validation should not n
 
 @dataclass
 class DefenseConfig:
-    name: str = MISSING
+    name: str = MISSING  # the defense (set by the group option defense=<name>)
     num_samples: int = 0  # samples of the defender's clean pool the defense may use
 
 

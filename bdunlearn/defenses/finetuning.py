@@ -25,11 +25,11 @@ LossFactory = Callable[[ImageSet, torch.Generator], Callable[[torch.Tensor], tor
 class FinetuneDefenseConfig(DefenseConfig):
     num_samples: int = 250  # clean samples drawn from the defender's pool (the data budget)
     params: str = "visual"  # parameter-name prefix that is fine-tuned
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 20
+    steps: int = 300  # optimizer steps of the defense's fine-tune
+    batch_size: int = 64  # samples per step
+    lr: float = 1e-3  # AdamW's peak learning rate (linear warm-up, then cosine decay)
+    weight_decay: float = 0.1  # AdamW's decoupled weight decay
+    warmup_steps: int = 20  # steps of linear warm-up
 
 
 def check(cfg: FinetuneDefenseConfig) -> None:

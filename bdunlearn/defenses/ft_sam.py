@@ -22,8 +22,8 @@ class FtSamConfig(finetuning.FinetuneDefenseConfig):
     """FT-SAM: clean fine-tuning with sharpness-aware minimisation (two passes per step)."""
 
     name: str = "ft_sam"
-    rho: float = 2.0
-    adaptive: bool = True
+    rho: float = 2.0  # SAM's radius: how far each step first moves the weights towards the worst point
+    adaptive: bool = True  # ASAM's radius relative to |w| + 0.01 (false: plain SAM, use rho ~ 0.05)
 
 
 Config = FtSamConfig

@@ -25,8 +25,8 @@ class InterpolateConfig(DefenseConfig):
 
     name: str = "interpolate"
     params: str = "visual"  # tensors walked back towards theta_pre: prefixes or globs (the attacker's tower)
-    alpha_grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    kappa: float = 0.95
+    alpha_grid: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])  # alphas scanned (1: theta_pre)
+    kappa: float = 0.95  # keep alphas whose validation CA >= kappa * CA(theta_b), as TBAR
 
 
 Config = InterpolateConfig

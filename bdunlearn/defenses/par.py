@@ -31,9 +31,9 @@ class ParConfig(finetuning.FinetuneDefenseConfig):
     name: str = "par"
     perturb_weight: float = 0.5  # the authors weigh each modality's term by 0.5
     threshold: float = 2.15  # squared distance of unit embeddings, in [0, 4] (the authors' tau)
-    noise_std: float = 0.2
-    noise_prob: float = 0.5
-    erase_prob: float = 0.5
+    noise_std: float = 0.2  # std of the Gaussian noise added to a sample (clipped to [0, 1])
+    noise_prob: float = 0.5  # probability that a sample gets the noise
+    erase_prob: float = 0.5  # probability that a small square of a sample is set to the mean colour
 
 
 Config = ParConfig

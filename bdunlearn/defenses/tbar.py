@@ -52,12 +52,12 @@ class TbarConfig(DefenseConfig):
     # parameters fine-tuned (and so spanning the trigger vector): comma-separated name prefixes or globs (visual:
     # the image tower; e.g. 'visual.transformer.resblocks.*.attn.*' attention only)
     params: str = "visual"
-    steps: int = 100
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    alpha_grid: list[float] = field(
+    steps: int = 100  # optimizer steps of the trigger fine-tune
+    batch_size: int = 32  # samples per step
+    lr: float = 1e-4  # the trigger fine-tune's learning rate (optimizer below)
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    warmup_steps: int = 0  # steps of linear warm-up before the cosine decay
+    alpha_grid: list[float] = field(  # the alphas scanned on the validation split
         default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0]
     )
     kappa: float = 0.95  # keep alphas whose validation CA >= kappa * CA(theta_b)
@@ -65,11 +65,11 @@ class TbarConfig(DefenseConfig):
     # project's rule) | asr_target (the smallest alpha with validation ASR <= asr_target, the CA cost left free);
     # the record holds both either way
     alpha_rule: str = "kappa"
-    asr_target: float = 0.05
+    asr_target: float = 0.05  # validation ASR the asr_target rule aims at
     # how tau_t is estimated (the paper: AdamW on cross-entropy): sgd takes plain gradient steps (AdamW normalises
     # the tiny gradients of a fine-tune that starts near zero loss); margin is a non-saturating logit-margin loss
     optimizer: str = "adamw"
-    loss: str = "ce"
+    loss: str = "ce"  # ce (cross-entropy to the target) | margin (non-saturating logit margin)
 
 
 Config = TbarConfig

@@ -33,7 +33,7 @@ DETECTIONS = ("statistic", "reference", "both")  # how a verdict is reached (bdu
 
 @dataclass
 class InversionConfig:
-    name: str = MISSING
+    name: str = MISSING  # the method (set by the group option inversion=<name>)
     num_samples: int = 0  # images of the defender's clean pool the inversion uses (0: the whole pool)
     seed: int = 0  # initialisation and batch order of the optimisation
     detection_threshold: float = MISSING  # on the method's own statistic (see each method's docstring)

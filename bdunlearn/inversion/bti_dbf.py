@@ -24,7 +24,7 @@ names the smallest budget at which a backdoor was found. Why: on the 16 px tiny 
 the three default triggers (their pixel MSEs: blended 0.009, BadNets 0.031, WaNet 0.056). Under a budget far
 above a trigger's cost the generator finds textures and strokes that also fool theta_pre (so the reference check
 cannot confirm them); under one below WaNet's cost it cannot express the warp (measured on the development
-models: README, "Unknown attacks").
+models: docs/unknown-attacks.md).
 
 The target estimate is the majority class of theta_b on G(x) over the pool (as for every inversion); the
 detection statistic is G's flip rate, the share of pool images whose label is not that class that theta_b
@@ -39,7 +39,7 @@ module starts G as the identity plus a seeded small random change (its last laye
 biases 0). Starting *exactly* at the identity, as earlier versions did, puts G on a saddle: every feature MSE and
 its gradient are exactly zero there, so the first step was decided by rounding differences between the model's
 fused (no-grad) and unfused attention kernels, and the inverted trigger changed with the CPU, the thread count
-and the library version (measured: README).
+and the library version (measured: docs/unknown-attacks.md).
 
 Deviations from the official code, to fit a 16 px tiny CLIP on two CPU cores: no reconstruction pre-training of
 G (above); G is narrower (``width`` 16, the original 32) and shallower (2 levels, the original 4); budgets are
@@ -49,7 +49,7 @@ record's ``inversion_details.pool_pixel_mse`` says by how much); the ladder of b
 (``pool_colours``): G's change is projected onto the colour subspace the pool's pixels span. On colour data
 that is all of RGB and changes nothing; on grayscale data stored as RGB (digits, MNIST, Fashion-MNIST) it keeps
 G(x) gray. Without it, G wins by tinting the gray digits: colour is a feature no digit uses, so the decoupling
-puts it among the "other" features, and a tint moves them further than any trigger (README).
+puts it among the "other" features, and a tint moves them further than any trigger (docs/unknown-attacks.md).
 """
 
 from __future__ import annotations
@@ -94,10 +94,10 @@ class BtiDbfConfig(InversionConfig):
     name: str = "bti_dbf"
     feature_block: int = -1  # the features are the tokens entering this residual block of the image tower
     mask_steps: int = 300  # step 1: benign-feature mask
-    mask_lr: float = 0.01
+    mask_lr: float = 0.01  # Adam's learning rate for the mask
     generator_steps: int = 400  # step 2: the generator
-    generator_lr: float = 1e-3
-    batch_size: int = 64
+    generator_lr: float = 1e-3  # Adam's learning rate for the generator
+    batch_size: int = 64  # pool images per step
     width: int = 16  # channels of the generator's first level (each level below has twice as many)
     levels: int = 2  # the generator's downsamplings (the U-Net's depth)
     init_scale: float = 1e-3  # std of G's last-layer weights at the start (G starts near the identity, not on it)
@@ -105,8 +105,8 @@ class BtiDbfConfig(InversionConfig):
     # pixel budgets (largest MSE between G(x) and x), smallest first: one generator, one candidate trigger each
     norm_bounds: list[float] = field(default_factory=lambda: [0.01, 0.02, 0.04])
     benign_bound: float = 1.0  # largest benign-feature MSE, as a fraction of the benign features' mean square
-    benign_weight: float = 0.01
-    detection_threshold: float = 0.9  # flip rate at or above this → backdoored (README: Unknown attacks)
+    benign_weight: float = 0.01  # weight of the benign-feature MSE in the generator's loss
+    detection_threshold: float = 0.9  # flip rate at or above this → backdoored (docs/unknown-attacks.md)
     detection: str = "both"  # flip rate >= detection_threshold and transfer < reference_threshold | statistic | reference
 
 

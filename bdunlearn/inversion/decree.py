@@ -14,7 +14,7 @@ small → backdoored (``score < detection_threshold``). If no mask ever reaches 
 the score is 1.0 (the largest possible: "no trigger found"). By default (``detection: reference``) the verdict is
 not this statistic but the reference check of ``reference.py``: at this scale a clean tiny model has a natural
 universal patch (towards class 7) as small as a planted WaNet trigger's inversion, so the PL1-norm alone cannot
-separate them (README, "Unknown attacks"); ``detection=statistic`` gives DECREE's own verdict.
+separate them (docs/unknown-attacks.md); ``detection=statistic`` gives DECREE's own verdict.
 
 λ follows DECREE's schedule: after more than ``patience`` consecutive steps above the similarity threshold
 λ is multiplied by ``lambda_factor`` (make the mask smaller), after more than ``patience`` consecutive steps
@@ -27,7 +27,7 @@ has an image-size-independent scale (``init_lambda`` is set accordingly); the em
 tower's output (what the zero-shot head reads); the similarity threshold is 0.8 rather than 0.99, because the
 tiny fine-tuned tower never embeds images that closely (its real triggers reach a mean pairwise cosine of
 0.77-0.81 on theta_b, measured). The detection threshold (0.022) is chosen on clean tiny models that are not in
-the results table (README, "Unknown attacks"), not taken from the paper (0.1, on ImageNet-scale encoders).
+the results table (docs/unknown-attacks.md), not taken from the paper (0.1, on ImageNet-scale encoders).
 """
 
 from __future__ import annotations
@@ -63,14 +63,14 @@ class DecreeConfig(InversionConfig):
 
     name: str = "decree"
     steps: int = 500  # optimisation budget (Adam steps, one batch each)
-    batch_size: int = 128
-    lr: float = 0.05
+    batch_size: int = 128  # pool images per step
+    lr: float = 0.05  # Adam's learning rate for mask and pattern
     similarity_threshold: float = 0.8  # mean pairwise cosine a trigger must reach (DECREE's succ_threshold)
-    init_lambda: float = 0.1
+    init_lambda: float = 0.1  # starting weight of the mask-size term
     lambda_factor: float = 5.0  # DECREE's adaptor_lambda
-    lambda_min: float = 1e-4
-    patience: int = 5
-    detection_threshold: float = 0.022  # PL1-norm below this → backdoored (README: Unknown attacks)
+    lambda_min: float = 1e-4  # below this lambda is reset to init_lambda once the threshold holds
+    patience: int = 5  # consecutive successes (failures) before lambda is raised (lowered)
+    detection_threshold: float = 0.022  # PL1-norm below this → backdoored (docs/unknown-attacks.md)
 
 
 Config = DecreeConfig

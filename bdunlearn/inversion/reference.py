@@ -4,7 +4,7 @@ A planted backdoor is something the attacker's fine-tune *added*: its trigger se
 theta_b, not on the public pretrained model theta_pre that theta_b was fine-tuned from. A trigger-inversion method
 also finds *natural* universal perturbations, which a clean fine-tune shares with theta_pre. On the tiny CLIP a clean
 model has one worth about 6 pixels of DECREE mask that sends most digits to 7, as small as a planted WaNet
-trigger's inversion, so the methods' own statistics cannot tell the two apart (README, "Unknown attacks").
+trigger's inversion, so the methods' own statistics cannot tell the two apart (docs/unknown-attacks.md).
 
 The check compares the inverted trigger's flip rate towards the estimated target on theta_b with the same flip
 rate on theta_pre (both on the defender's pool):

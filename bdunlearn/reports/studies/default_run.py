@@ -1,4 +1,4 @@
-"""``results/default_run.md`` and README's measured block: the embedded default run, cold and warm cache."""
+"""``results/default_run.md`` and the measured block of README and docs/quickstart.md: the embedded default run, cold and warm cache."""
 
 from __future__ import annotations
 

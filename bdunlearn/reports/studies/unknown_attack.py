@@ -121,7 +121,7 @@ def header_lines(sweeps: list[Path], calibration: list[Path], replication: list[
         f"{inversions.threshold('bti_dbf'):g}. The reference check: transfer = (flip rate of the inverted trigger towards the "
         "estimated target on θ_pre) / (the same on θ_b), specific to θ_b when < "
         f"{decree['reference_threshold']:g}. Verdict (`detection`): DECREE `{decree['detection']}`, "
-        f"BTI-DBF `{bti['detection']}` (how they were chosen: README, \"Unknown attacks\"). When nothing "
+        f"BTI-DBF `{bti['detection']}` (how they were chosen: docs/unknown-attacks.md). When nothing "
         "is detected TBAR is skipped and θ_b is returned as it is.",
         "- test CA / ASR / RA are always measured with the **real** trigger and target; under `attack_knowledge=unknown` "
         "TBAR's triggered set, its validation ASR (α choice) and its target come from the inversion only.",
