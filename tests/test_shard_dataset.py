@@ -106,7 +106,7 @@ def test_train_and_test_shard_sets_are_the_official_splits(compose, layouts):
     ("where", "override", "words"),
     [
         ("missing", "", "dataset=shards: dataset.root={root} does not exist; set it to a folder of shards"),
-        ("empty", "", "dataset=shards: {root} holds no shards (*.tar); write them with `bdunlearn-data shards SRC {root}`"),
+        ("empty", "", "dataset=shards: dataset.root={root} holds no shards (*.tar); write them with `bdunlearn-data shards SRC {root}`"),
         ("nometa", "", "dataset=shards: the shards in {root} carry no class names (no manifest.json"),
         ("split", "", "dataset=shards: {root}/test holds no shards (*.tar)"),
         ("testonly", "", "dataset=shards: {root} has test/ but no train/"),

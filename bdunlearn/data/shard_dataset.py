@@ -48,7 +48,7 @@ def shard_folders(cfg) -> tuple[Path, Path | None]:
     if "train" not in present:
         if held_out is not None:
             raise UserError(f"dataset=shards: {root} has {held_out.name}/ but no train/; {_write(root / 'train')}")
-        raise UserError(f"dataset=shards: {root} holds no shards (*.tar); {_write(root)}")
+        raise UserError(f"dataset=shards: dataset.root={root} holds no shards (*.tar); {_write(root)}")
     return root / "train", held_out
 
 
