@@ -58,6 +58,8 @@ def stored(run: RunConfig, plugins):
             f"dataset=shards: {shards} training shard(s) cannot feed {world} processes; write more, smaller shards "
             "(bdunlearn-data shards --maxcount)",
         )
+    # shards cannot be held in memory: their images can, as the folder they were written from
+    held = "use dataset=folder on the images" if datasets.is_sharded(dataset) else "use dataset.storage=memory"
     if dataset.storage == "stream":
         checks.require(
             run.setting == "classification" or caption_file,
@@ -66,11 +68,11 @@ def stored(run: RunConfig, plugins):
         )
         checks.require(
             plugins.attacks[run.attack.name].prepare is Attack.prepare,
-            f"attack={run.attack.name} optimises its trigger over the training images in memory; use dataset.storage=memory",
+            f"attack={run.attack.name} optimises its trigger over the training images in memory; {held}",
         )
         checks.require(
             not run.analysis.disentanglement_grid,
-            "analysis.disentanglement_grid reads test images in memory; use dataset.storage=memory",
+            f"analysis.disentanglement_grid reads test images in memory; {held}",
         )
     return dataset
 

@@ -113,6 +113,7 @@ def test_train_and_test_shard_sets_are_the_official_splits(compose, layouts):
         ("mismatch", "", "dataset=shards: the test shards in {root}/test have classes one, seven but the training shards one, seven, zero"),
         ("flat", "dataset.storage=memory", "dataset.storage=memory: dataset=shards always streams its shards"),
         ("flat", "setting=contrastive", "dataset=shards trains the classification setting"),
+        ("flat", "attack=badclip", "attack=badclip optimises its trigger over the training images in memory; use dataset=folder"),
         ("flat", "dataset.max_train_per_class=5", "dataset.max_train_per_class does not apply to dataset=shards"),
     ],
 )
