@@ -51,6 +51,15 @@ def stored(run: RunConfig, plugins):
     pairs = settings.REGISTRY[run.setting].training_items(run) if caption_file else None
     dataset = sources.resolve_storage(run.dataset, resolve_device(run.device), pairs, input_size(run.model.name))
     dataset = replace(dataset, storage=distributed.broadcast_object(dataset.storage))
+    if datasets.is_sharded(dataset):  # each process reads shards of its own
+        shards, world = len(datasets.read(dataset, "train").files), distributed.world_size()
+        checks.require(
+            shards >= world,
+            f"dataset=shards: {shards} training shard(s) cannot feed {world} processes; write more, smaller shards "
+            "(bdunlearn-data shards --maxcount)",
+        )
+    # shards cannot be held in memory: their images can, as the folder they were written from
+    held = "use dataset=folder on the images" if datasets.is_sharded(dataset) else "use dataset.storage=memory"
     if dataset.storage == "stream":
         checks.require(
             run.setting == "classification" or caption_file,
@@ -59,11 +68,11 @@ def stored(run: RunConfig, plugins):
         )
         checks.require(
             plugins.attacks[run.attack.name].prepare is Attack.prepare,
-            f"attack={run.attack.name} optimises its trigger over the training images in memory; use dataset.storage=memory",
+            f"attack={run.attack.name} optimises its trigger over the training images in memory; {held}",
         )
         checks.require(
             not run.analysis.disentanglement_grid,
-            "analysis.disentanglement_grid reads test images in memory; use dataset.storage=memory",
+            f"analysis.disentanglement_grid reads test images in memory; {held}",
         )
     return dataset
 
@@ -108,7 +117,7 @@ def check_controls(run: RunConfig, model_image_size: int | None) -> None:
         f"control_datasets={run.control_datasets}: a dataset is listed twice",
     )
     for name in run.control_datasets:
-        checks.require(name not in ("folder", "csv"), f"control_datasets: {name} needs a dataset.root of its own; a control must be a named dataset")
+        checks.require(name not in ("folder", "csv", "shards"), f"control_datasets: {name} needs a dataset.root of its own; a control must be a named dataset")
         control = _sized(dataset_config(name, run.paths), model_image_size, f"control dataset {name}")
         try:
             datasets.check_available(control, need_train=not datasets.has_official_test(control))

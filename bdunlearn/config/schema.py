@@ -82,8 +82,8 @@ class DatasetConfig:
     class_folders: Optional[list[str]] = None  # raw class names in the files, parallel to class_names
     max_train_per_class: Optional[int] = None  # a reproducible subset of the training files (ImageNet)
     finetune_epochs: Optional[float] = None  # the task-arithmetic literature's fine-tuning epochs on this dataset
-    # a user's image files (dataset=folder|csv): a digest of their paths, labels, sizes and times, filled in at
-    # preflight, so that the cache tells two folders with the same class names apart
+    # a user's own data (dataset=folder|csv|shards): a digest of its files' paths, labels, sizes and times (shards:
+    # the shard files'), filled in at preflight, so that the cache tells two folders with the same class names apart
     files_fingerprint: Optional[str] = None
 
 

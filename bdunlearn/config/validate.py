@@ -96,12 +96,26 @@ def check_dataset_values(cfg: DatasetConfig, where: str = "dataset") -> None:
         cfg.finetune_epochs is None or cfg.finetune_epochs > 0,
         f"{where}.finetune_epochs={cfg.finetune_epochs}: must be positive (or null)",
     )
+    if cfg.name == "shards":
+        check_shards(cfg, where)
     if cfg.class_folders is not None:
         checks.require(
             len(cfg.class_folders) == len(cfg.class_names) and len(set(cfg.class_folders)) == len(cfg.class_folders),
             f"{where}.class_folders: {len(cfg.class_folders)} entries for {len(cfg.class_names)} class_names; "
             "give one distinct folder name per class, in class_names order",
         )
+
+
+def check_shards(cfg: DatasetConfig, where: str = "dataset") -> None:
+    """dataset=shards: streamed (a shard set is read in order and batched from a shuffle buffer, so held in
+    memory it would train on other batches under the same cache keys) and free of the file datasets' keys."""
+    checks.require(
+        cfg.storage != "memory",
+        f"{where}.storage=memory: dataset=shards always streams its shards; use dataset.storage=auto or stream "
+        "(or dataset=folder on the images the shards were written from, to hold them in memory)",
+    )
+    for key in ("partition", "class_folders", "max_train_per_class"):
+        checks.require(getattr(cfg, key) is None, f"{where}.{key} does not apply to dataset=shards; drop it")
 
 
 def check_model(cfg: ModelConfig) -> None:
@@ -191,6 +205,10 @@ def validate(cfg: DictConfig | dict, plugins) -> RunConfig:
         f"use defense=none (or another attack, or attack_knowledge=unknown to invert a trigger)",
     )
     checks.choice(run.setting, SETTINGS, "setting")
+    checks.require(
+        run.dataset.name != "shards" or run.setting == "classification",
+        "dataset=shards trains the classification setting; use setting=classification",
+    )
     checks.choice(str(run.save_model).lower(), SAVE_MODEL, "save_model")
     checks.choice(run.save_model_dtype, SAVE_DTYPES, "save_model_dtype")
     repo = run.hf_hub.repo_id

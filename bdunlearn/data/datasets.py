@@ -37,6 +37,8 @@ class DatasetSpec:
     size: Callable[[object], int] | None = None  # official training images, without reading them
     decoded: bool = False  # images are files decoded at dataset.image_size (else arrays at their own size)
     class_names: Callable[[object], list[str]] | None = None  # a user's data: the class names its files give
+    fingerprint: Callable[[object], str] | None = None  # a user's data not listed file by file: its digest
+    sharded: bool = False  # read() gives a webdataset shard set, always streamed
 
 
 def _lazy(module: str, name: str) -> Callable:
@@ -99,6 +101,11 @@ REGISTRY: dict[str, DatasetSpec] = {
     "imagenet": _files("imagenet", missing_test=True),
     "folder": _user_data("folder"),
     "csv": _user_data("labelled_csv"),
+    "shards": DatasetSpec(
+        read=_lazy("shard_dataset", "read"), has_test=_lazy("shard_dataset", "has_test"),
+        missing=_lazy("shard_dataset", "missing"), decoded=True, class_names=_lazy("shard_dataset", "class_names"),
+        fingerprint=_lazy("shard_dataset", "fingerprint"), sharded=True,
+    ),
 }  # fmt: skip
 
 
@@ -133,7 +140,10 @@ def files_fingerprint(cfg) -> str | None:
     """What identifies a user's own data, whose name (folder, csv) says nothing about its content: a hash of each
     listed file's path (relative to the data's folder), label, size and modification time, train and test.
     None for the registry's datasets. For cache keys of anything trained on the data."""
-    if _spec(cfg).class_names is None or not _spec(cfg).decoded:  # generated data (shapes) is its own name
+    spec = _spec(cfg)
+    if spec.fingerprint is not None:
+        return spec.fingerprint(cfg)
+    if spec.class_names is None or not spec.decoded:  # generated data (shapes) is its own name
         return None
     import hashlib
 
@@ -150,6 +160,11 @@ def files_fingerprint(cfg) -> str | None:
 
 def has_official_test(cfg) -> bool:
     return _spec(cfg).has_test(cfg)
+
+
+def is_sharded(cfg) -> bool:
+    """Whether the dataset is a webdataset shard set (read in order: streamed, never held in memory)."""
+    return _spec(cfg).sharded
 
 
 def is_decoded(cfg) -> bool:

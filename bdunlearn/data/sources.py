@@ -3,7 +3,8 @@
 ``memory``: every split decoded once (through the decoded cache) and moved to the device. ``stream``: the
 training and test splits stay on disk and are read by DataLoader workers while a fine-tune or an evaluation
 runs (``data.stream``), numbered as the in-memory splits are, so the same items are poisoned and the same
-batches drawn either way. Only datasets of image files can be streamed; arrays are small enough to hold.
+batches drawn either way. Only datasets of image files can be streamed; arrays are small enough to hold. A
+user's shards (``dataset=shards``) are always streamed, numbered in shard order and batched from a shuffle buffer.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def streamed(split) -> bool:
 def resolve_storage(cfg, device=None, pairs: int | None = None, image_size: int | None = None):
     """``cfg`` (a dataset config) with ``storage`` ``memory`` or ``stream``: ``auto`` compares the decoded size of
     the training images (or of a caption file's ``pairs``, at ``image_size``) with ``memory_budget_gb`` (null: a
-    quarter of the host's and the GPU's memory)."""
+    quarter of the host's and the GPU's memory). Shards always stream: read in order, they are batched from a
+    shuffle buffer, not as an in-memory split is, so the choice must not depend on the host's free memory."""
     if pairs is None and not datasets.is_decoded(cfg):
         if cfg.storage == "stream":
             raise UserError(
@@ -36,6 +38,8 @@ def resolve_storage(cfg, device=None, pairs: int | None = None, image_size: int 
                 "use dataset.storage=memory or auto"
             )
         return replace(cfg, storage="memory")
+    if datasets.is_sharded(cfg):  # validate() refuses storage=memory for shards
+        return replace(cfg, storage="stream")
     items = pairs if pairs is not None else datasets.train_size(cfg)[0]
     budget = None if cfg.memory_budget_gb is None else int(cfg.memory_budget_gb * GB)
     size = cfg.image_size or image_size
@@ -48,11 +52,15 @@ def load_splits(cfg, cache_dir) -> Splits:
     if cfg.storage != "stream" or not datasets.is_decoded(cfg):
         return make_splits(datasets.load(cfg, cache_dir), cfg.splits)
     datasets.check_available(cfg)
-    train = stream.from_file_list(datasets.read(cfg, "train"), cfg.image_size, cfg.num_workers)
-    test = None
-    if datasets.has_official_test(cfg):
-        test = stream.from_file_list(datasets.read(cfg, "test"), cfg.image_size, cfg.num_workers)
-    return Splits(**stream.streamed_splits(train, test, cfg.splits))
+    test = _streamed(cfg, "test") if datasets.has_official_test(cfg) else None
+    return Splits(**stream.streamed_splits(_streamed(cfg, "train"), test, cfg.splits))
+
+
+def _streamed(cfg, split: str) -> stream.StreamedSplit:
+    """One official split streamed: a listing of image files, or a shard set (``dataset=shards``)."""
+    if datasets.is_sharded(cfg):
+        return stream.from_shards(datasets.read(cfg, split).folder, cfg.image_size, num_workers=cfg.num_workers)
+    return stream.from_file_list(datasets.read(cfg, split), cfg.image_size, cfg.num_workers)
 
 
 def on_device(splits: Splits, device) -> Splits:
