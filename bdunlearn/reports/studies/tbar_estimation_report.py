@@ -31,7 +31,20 @@ def mean(frame: pd.DataFrame, key: str) -> float:
 
 
 def tbar_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["defense"] == "tbar"]
+    """TBAR with the paper's recipe (label ``tbar``; named variants such as ``tbar_margin`` carry their own)."""
+    return frame[frame["label"] == "tbar"]
+
+
+def cosine(frame: pd.DataFrame) -> tuple[str, float]:
+    """cos(τ_t, θ_b − θ_c) where the runs have θ_c, else cos(τ_t, θ_b − θ_pre)."""
+    poison = mean(frame, "cosine_trigger_poison")
+    return ("θ_b − θ_c", poison) if not math.isnan(poison) else ("θ_b − θ_pre", mean(frame, "cosine_trigger_attack"))
+
+
+def meeting_claim(frame: pd.DataFrame) -> list[str]:
+    """Labels whose seeds' mean test ASR and CA kept meet the paper's claim."""
+    means = frame.groupby("label")[["asr", "clean_acc_retained"]].mean()
+    return [label for label, row in means.iterrows() if row["asr"] <= PAPER_ASR and row["clean_acc_retained"] >= PAPER_CA_KEPT]
 
 
 def gaps(frame: pd.DataFrame) -> dict[str, float]:
@@ -91,10 +104,13 @@ def regime(frame: pd.DataFrame) -> tuple[str, dict]:
         control = mean(group, "control_kept")
         paper_like = planted >= PLANTED_ASR and control >= te.CONTROL_KEPT
         tbar = tbar_rows(group)
-        numbers[config] = {"paper_like": paper_like, "gap": mean(tbar, "gap"), "cos": mean(tbar, "cosine_trigger_poison")}
+        direction, cos = cosine(tbar)
+        numbers[config] = {"paper_like": paper_like, "gap": mean(tbar, "gap")}
+        met = meeting_claim(group)
         verdicts.append(
             f"`{config}`: θ_b ASR {planted:.3f}, control kept {control:.3f} ({'paper-like' if paper_like else 'not paper-like'}); "
-            f"TBAR's cos(τ_t, θ_b − θ_c) {numbers[config]['cos']:.3f}, gap to the claim {numbers[config]['gap']:.3f}"
+            f"TBAR's cos(τ_t, {direction}) {cos:.3f}, gap to the claim {numbers[config]['gap']:.3f}; meeting the claim: "
+            + (", ".join(f"`{label}`" for label in met) if met else "no defense")
         )
     configs = list(numbers)
     change = numbers[configs[-1]]["gap"] - numbers[configs[0]]["gap"] if len(configs) > 1 else float("nan")
@@ -109,7 +125,7 @@ def pretraining(frame: pd.DataFrame) -> tuple[str, dict]:
         numbers[config] = mean(tbar, "gap")
         parts.append(
             f"`{config}`: zero-shot CA {mean(group, 'clean_acc_pretrained'):.3f}, ξ(1,1) of θ_b − θ_c "
-            f"{mean(reference, 'xi_at_one'):.3f}, of τ_t {mean(tbar, 'xi_trigger_vector_at_one'):.3f}, cos "
+            f"{mean(reference, 'xi_at_one'):.3f}, of τ_t {mean(tbar, 'xi_trigger_vector_at_one'):.3f}, cos(τ_t, θ_b − θ_c) "
             f"{mean(tbar, 'cosine_trigger_poison'):.3f}, gap {numbers[config]:.3f}"
         )
     configs = list(numbers)
