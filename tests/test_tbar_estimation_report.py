@@ -47,7 +47,8 @@ def test_the_report_pairs_variants_with_the_paper_recipe_and_names_what_explains
     variant_gap = 0.95 - (0.88 + 0.86 + 0.78 + 0.70) / 4  # 0.145
     assert "`loss=margin`: +0.055 CA kept at the ASR target (3 of 4 attack × seed pairs better)" in text
     assert "No variant is reliably better" in text  # one pair (blended, seed 1) is worse
-    assert f"a gap of {baseline_gap:.3f}" in text and f"by {baseline_gap - variant_gap:.3f} (to {variant_gap:.3f})" in text
+    assert f"a gap of {baseline_gap:.3f}" in text and f"by {baseline_gap - variant_gap:.3f} to {variant_gap:.3f}." in text
+    assert f"explains the most of it: {baseline_gap - variant_gap:.3f} of the {baseline_gap:.3f} (28%)**. No suspect" in text
     assert "| `badnets` | baseline: loss=ce | `tbar` | 2 | 0.110 ± 0.014 |" in text
     assert "## 3. The attacker's regime\n\nNot measured" in text
     assert "no suspect closes it" in text

@@ -11,6 +11,7 @@ recipe on that section's testbed); a configuration's gain is how much it shrinks
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -72,14 +73,30 @@ def derive(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def varying(frame: pd.DataFrame, knobs: tuple[str, ...]) -> list[str]:
-    return [k for k in knobs if k in frame and frame[k].astype(str).nunique() > 1]
+    """The knobs (or, for a dict-valued knob, its flattened entries) whose value differs between records."""
+    columns = [c for k in knobs for c in frame.columns if c == k or c.startswith(k + ".")]
+    return [c for c in columns if frame[c].map(str).nunique() > 1]
+
+
+def _value(row: pd.Series, knob: str) -> str:
+    value = row[knob]
+    if isinstance(value, float) and math.isnan(value):
+        return "unset"
+    return str(value).replace("${dataset.name}", str(row.get("dataset", "${dataset.name}")))
+
+
+def _name(knob: str) -> str:
+    """The knob's last key; a dict-valued knob's entry keeps its parent ("corpus_fractions.digits")."""
+    parts = knob.split(".")
+    return ".".join(parts[-2:]) if len(parts) > 2 and parts[-2] not in {"defense", "finetune", "attack", "pretrain"} else parts[-1]
 
 
 def configuration(row: pd.Series, knobs: list[str], baseline: pd.Series) -> str:
     """The knobs in which ``row`` differs from the section's baseline (the baseline: all of them, marked)."""
     if all(str(row[k]) == str(baseline[k]) for k in knobs):
-        return "baseline: " + (", ".join(f"{k.split('.')[-1]}={row[k]}" for k in knobs) or "as configured")
-    return ", ".join(f"{k.split('.')[-1]}={row[k]}" for k in knobs if str(row[k]) != str(baseline[k]))
+        named = [k for k in knobs if _value(row, k) != "unset"]
+        return "baseline: " + (", ".join(f"{_name(k)}={_value(row, k)}" for k in named) or "as configured")
+    return ", ".join(f"{_name(k)}={_value(row, k)}" for k in knobs if str(row[k]) != str(baseline[k]))
 
 
 def rows_of(frame: pd.DataFrame, knobs: tuple[str, ...], by_attack: bool = True) -> pd.DataFrame:
