@@ -51,7 +51,7 @@ def test_the_report_pairs_variants_with_the_paper_recipe_and_names_what_explains
     assert f"explains the most of it: {baseline_gap - variant_gap:.3f} of the {baseline_gap:.3f} (28%)**. No suspect" in text
     assert "| `badnets` | baseline: loss=ce | `tbar` | 2 | 0.110 ± 0.014 |" in text
     assert "## 3. The attacker's regime\n\nNot measured" in text
-    assert "no suspect closes it" in text
+    assert "No suspect closes the gap." in text
 
 
 def test_a_variant_better_on_every_pair_is_reliably_better(sweep, tmp_path):
