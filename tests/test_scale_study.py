@@ -22,7 +22,8 @@ ON_DIGITS = ["dataset=digits", "control_datasets=[]", "model.pretrain.corpus=[di
 def test_every_study_arm_composes_into_the_study_and_names_its_runs(compose, arm):
     cfg = compose("experiment=scale_study", f"arm={arm}")
     assert cfg.label == ("none" if arm == "reference" else arm)
-    expected = {"reference": "none", "interpolate": "interpolate"}.get(arm, "finetune" if arm.startswith("finetune") else "tbar")
+    baselines = {"reference": "none", "interpolate": "interpolate", "ft_sam": "ft_sam", "par": "par", "cleanclip": "cleanclip"}
+    expected = baselines.get(arm, "finetune" if arm.startswith("finetune") else "tbar")
     assert cfg.defense.name == expected
     assert cfg.analysis.clean_reference  # every arm of the study records the poison's direction
 
