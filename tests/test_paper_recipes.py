@@ -86,7 +86,11 @@ def test_a_paper_point_validates_on_data_and_weights_in_place(compose, tmp_path)
     assert run.control_datasets == ["imagenet"] and run.attack.patch_size == 16
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+# paper_attacks' 192 points take 47 s: outside the default suite (its attacks' settings are composed above)
+GRIDS = [pytest.param(e, marks=pytest.mark.slow) if e == "paper_attacks" else e for e in EXPERIMENTS]
+
+
+@pytest.mark.parametrize("experiment", GRIDS)
 def test_every_paper_grid_point_validates_on_fixture_data(experiment, tmp_path):
     """Every point of the grid validates with the eight datasets and ImageNet's val folder (fixtures) and the
     weights (a stand-in hub cache) in place; the budget is shrunk to fit the fixtures' tiny defender's pools."""
