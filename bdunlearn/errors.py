@@ -15,3 +15,12 @@ class TrainingDiverged(RuntimeError):
         super().__init__(f"{stage}: loss became NaN/inf at step {step}; lower the learning rate")
         self.stage = stage
         self.step = step
+
+
+def message_of(check, *args) -> str | None:
+    """The one-line message of the UserError ``check(*args)`` raises, or None when it passes."""
+    try:
+        check(*args)
+    except UserError as exc:
+        return str(exc)
+    return None

@@ -23,7 +23,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from bdunlearn.data.classnames import underscores_to_spaces
 from bdunlearn.data.decoded import FileList
-from bdunlearn.errors import UserError
+from bdunlearn.errors import UserError, message_of
 
 CLASS_LIST_FILES = ("classnames.txt", "classnames.yaml", "classnames.yml")
 HELD_OUT_FOLDERS = ("test", "val")
@@ -167,11 +167,7 @@ def check(cfg) -> None:
 
 
 def missing(cfg) -> str | None:
-    try:
-        check(cfg)
-    except UserError as exc:
-        return str(exc)
-    return None
+    return message_of(check, cfg)
 
 
 def has_test(cfg) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bdunlearn.data.decoded import FileList
 from bdunlearn.data.folder import is_image, names_for, read_class_list
-from bdunlearn.errors import UserError
+from bdunlearn.errors import UserError, message_of
 
 COLUMNS = ("path", "label", "split")
 SPLITS = ("train", "test")
@@ -122,11 +122,7 @@ def check(cfg) -> None:
 
 
 def missing(cfg) -> str | None:
-    try:
-        check(cfg)
-    except UserError as exc:
-        return str(exc)
-    return None
+    return message_of(check, cfg)
 
 
 def has_test(cfg) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from bdunlearn.data import folder
 from bdunlearn.data import shards as shard_io
 from bdunlearn.data.classnames import underscores_to_spaces
-from bdunlearn.errors import UserError
+from bdunlearn.errors import UserError, message_of
 
 
 def _write(where: Path) -> str:
@@ -109,11 +109,7 @@ def check(cfg) -> None:
 
 
 def missing(cfg) -> str | None:
-    try:
-        check(cfg)
-    except UserError as exc:
-        return str(exc)
-    return None
+    return message_of(check, cfg)
 
 
 def fingerprint(cfg) -> str:
